@@ -1,0 +1,250 @@
+"""Load connector manifests into the frozen model, refusing bad ones one by one.
+
+A manifest is checked in three passes: it parses (YAML or JSON), it satisfies
+`schemas/connector.schema.json`, and its parts agree with each other (path
+templates, unique names, the 64-character tool-name limit). A fault refuses only
+that manifest; the catalog keeps every other connector.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+
+from mcp_server._model import (
+    ApiKeyAuth,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    Body,
+    Catalog,
+    Connector,
+    HeadersAuth,
+    ManifestFault,
+    NoAuth,
+    Operation,
+    Parameter,
+)
+from mcp_server._resources import bundled_dir
+from mcp_server._secrets import ValueRef
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_TOOL_NAME_LENGTH = 64
+_PATH_TEMPLATE = re.compile(r"\{([^{}]+)\}")
+
+
+class _Fault(Exception):
+    def __init__(self, json_path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.json_path = json_path
+        self.reason = reason
+
+
+@cache
+def manifest_validator() -> Draft202012Validator:
+    schema = json.loads((bundled_dir("schemas") / "connector.schema.json").read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def find_manifests(directories: Iterable[Path]) -> list[Path]:
+    """Manifest files of each directory in name order; directories keep the order given."""
+    found: list[Path] = []
+    for directory in directories:
+        if directory.is_dir():
+            found.extend(sorted(p for p in directory.iterdir() if p.suffix in MANIFEST_SUFFIXES and p.is_file()))
+    return found
+
+
+def load_catalog(directories: Sequence[Path]) -> Catalog:
+    """Every valid connector of `directories`, plus one fault per refused manifest or missing directory."""
+    connectors: list[Connector] = []
+    faults: list[ManifestFault] = []
+    owners: dict[str, Path] = {}  # connector and tool names already taken -> the file that took them
+    for directory in directories:
+        if not directory.is_dir():
+            faults.append(ManifestFault(directory, "$", "tools directory does not exist"))
+    for path in find_manifests(directories):
+        try:
+            connector = load_manifest(path)
+            _claim_names(connector, owners)
+        except _Fault as fault:
+            faults.append(ManifestFault(path, fault.json_path, fault.reason))
+            continue
+        connectors.append(connector)
+    return Catalog(connectors=tuple(connectors), faults=tuple(faults))
+
+
+def load_manifest(path: Path) -> Connector:
+    """Parse, validate and convert one manifest; raises `_Fault` on the first problem."""
+    document = _parse(path)
+    error = best_match(manifest_validator().iter_errors(document))
+    if error is not None:
+        raise _Fault(error.json_path, _one_line(error.message))
+    manifest = cast(dict[str, Any], document)
+    return _build_connector(manifest, path)
+
+
+def _parse(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Fault("$", f"cannot read file: {exc}") from None
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise _Fault("$", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise _Fault("$", f"invalid YAML{where}: {problem}") from None
+
+
+def _one_line(text: str, limit: int = 240) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _value_ref(raw: Any) -> ValueRef:
+    if isinstance(raw, str):
+        return ValueRef("literal", raw)
+    mapping = cast(Mapping[str, str], raw)
+    if "secret" in mapping:
+        return ValueRef("secret", mapping["secret"])
+    return ValueRef("env", mapping["env"])
+
+
+def _value_map(raw: Mapping[str, Any] | None) -> dict[str, ValueRef]:
+    return {name: _value_ref(value) for name, value in (raw or {}).items()}
+
+
+def _build_auth(raw: Mapping[str, Any] | None) -> Auth:
+    if raw is None or raw["type"] == "none":
+        return NoAuth()
+    kind = raw["type"]
+    if kind == "bearer":
+        return BearerAuth(token=_value_ref(raw["token"]), scheme=raw.get("scheme", "Bearer"))
+    if kind == "api_key":
+        return ApiKeyAuth(location=raw["in"], name=raw["name"], value=_value_ref(raw["value"]))
+    if kind == "basic":
+        return BasicAuth(username=_value_ref(raw["username"]), password=_value_ref(raw["password"]))
+    return HeadersAuth(headers=_value_map(raw["headers"]))
+
+
+def _check_schema(schema: Mapping[str, Any], json_path: str) -> None:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise _Fault(json_path, f"not a valid JSON Schema: {_one_line(exc.message)}") from None
+
+
+def _build_operation(raw: Mapping[str, Any], json_path: str) -> Operation:
+    parameters: list[Parameter] = []
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(raw.get("parameters", [])):
+        item_path = f"{json_path}.parameters[{index}]"
+        key = (item["name"], item["in"])
+        if key in seen:
+            raise _Fault(item_path, f"duplicate {item['in']} parameter {item['name']!r}")
+        seen.add(key)
+        schema = item.get("schema", {"type": "string"})
+        _check_schema(schema, f"{item_path}.schema")
+        parameters.append(
+            Parameter(
+                name=item["name"],
+                location=item["in"],
+                schema=schema,
+                # Path parameters are always required: an empty path segment is never what the caller meant.
+                required=item["in"] == "path" or bool(item.get("required", False)),
+                description=item.get("description"),
+                style=item.get("style"),
+                explode=item.get("explode"),
+            )
+        )
+    placeholders = _PATH_TEMPLATE.findall(raw["path"])
+    path_params = {p.name for p in parameters if p.location == "path"}
+    for placeholder in placeholders:
+        if placeholder not in path_params:
+            raise _Fault(f"{json_path}.path", f"{{{placeholder}}} has no parameter with in: path")
+    for name in sorted(path_params - set(placeholders)):
+        raise _Fault(f"{json_path}.parameters", f"path parameter {name!r} does not appear in the path")
+
+    body = None
+    if "body" in raw:
+        raw_body = raw["body"]
+        _check_schema(raw_body["schema"], f"{json_path}.body.schema")
+        body = Body(
+            schema=raw_body["schema"],
+            content_type=raw_body.get("content_type", "application/json"),
+            required=bool(raw_body.get("required", False)),
+            description=raw_body.get("description"),
+        )
+    return Operation(
+        name=raw["name"],
+        method=raw["method"],
+        path=raw["path"],
+        title=raw.get("title"),
+        description=raw.get("description"),
+        parameters=tuple(parameters),
+        body=body,
+        headers=_value_map(raw.get("headers")),
+        timeout=raw.get("timeout"),
+        annotations=dict(raw.get("annotations", {})),
+    )
+
+
+def _build_connector(manifest: Mapping[str, Any], path: Path) -> Connector:
+    name = manifest["name"]
+    operations: list[Operation] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(manifest["operations"]):
+        json_path = f"$.operations[{index}]"
+        if raw["name"] in seen:
+            raise _Fault(f"{json_path}.name", f"duplicate operation name {raw['name']!r}")
+        seen.add(raw["name"])
+        tool_name = f"{name}_{raw['name']}"
+        if len(tool_name) > MAX_TOOL_NAME_LENGTH:
+            raise _Fault(
+                f"{json_path}.name",
+                f"tool name {tool_name!r} is {len(tool_name)} characters; the limit is {MAX_TOOL_NAME_LENGTH}",
+            )
+        operations.append(_build_operation(raw, json_path))
+    return Connector(
+        name=name,
+        base_url=manifest["base_url"].rstrip("/"),
+        operations=tuple(operations),
+        title=manifest.get("title"),
+        description=manifest.get("description"),
+        auth=_build_auth(manifest.get("auth")),
+        headers=_value_map(manifest.get("headers")),
+        timeout=float(manifest.get("timeout", 30.0)),
+        source=path,
+    )
+
+
+def _claim_names(connector: Connector, owners: dict[str, Path]) -> None:
+    """Refuse a connector whose name or any tool name an earlier manifest already holds."""
+    assert connector.source is not None
+    key = f"connector:{connector.name}"
+    if key in owners:
+        raise _Fault("$.name", f"connector {connector.name!r} is already defined in {owners[key]}")
+    tool_keys = [f"tool:{connector.name}_{op.name}" for op in connector.operations]
+    for index, tool_key in enumerate(tool_keys):
+        if tool_key in owners:
+            raise _Fault(
+                f"$.operations[{index}].name",
+                f"tool name {tool_key.removeprefix('tool:')!r} is already used by {owners[tool_key]}",
+            )
+    for claimed in (key, *tool_keys):
+        owners[claimed] = connector.source

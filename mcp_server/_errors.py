@@ -1,0 +1,96 @@
+"""Anticipated failures and their stable codes.
+
+Everything a user or an upstream API can get wrong is one of these; anything
+else is a bug, logged with its traceback, and the client sees a generic message.
+
+    ConnectorsError
+    ├── ToolError ─────────────────── a tool call failed; an `isError` result / REST error body
+    │   ├── InvalidArguments          INVALID_ARGUMENTS    (arguments break the input schema)
+    │   ├── AuthMissing               AUTH_MISSING         (a referenced secret or variable is unset)
+    │   ├── AuthFailed                AUTH_FAILED          (upstream answered 401)
+    │   ├── RateLimited               RATE_LIMITED         (upstream answered 429)
+    │   ├── UpstreamError             UPSTREAM_ERROR       (any other non-2xx answer)
+    │   ├── UpstreamUnreachable       UPSTREAM_UNREACHABLE (connect / protocol failure)
+    │   ├── UpstreamTimeout           TIMEOUT
+    │   └── ResponseTooLarge          RESPONSE_TOO_LARGE
+    ├── UnknownTool ──────────────── no such tool; JSON-RPC -32602 / REST 404
+    └── VaultError ───────────────── the vault cannot be used as it is on disk
+        ├── VaultCorrupted            tampered, truncated or not a vault
+        └── VaultKeyMismatch          decrypts with neither the given nor the stored key
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ConnectorsError(Exception):
+    """Base of every anticipated failure; its message is safe to show to a client."""
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ToolError(ConnectorsError):
+    """A tool call that failed in a way the caller can act on."""
+
+    error_code: ClassVar[str] = "TOOL_ERROR"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details: dict[str, Any] = details
+
+    def to_body(self) -> dict[str, Any]:
+        """The wire shape of DESIGN.md: `{"success": false, "error", "error_code", "details"}`."""
+        return {"success": False, "error": self.message, "error_code": self.error_code, "details": self.details}
+
+
+class InvalidArguments(ToolError):
+    error_code = "INVALID_ARGUMENTS"
+
+
+class AuthMissing(ToolError):
+    error_code = "AUTH_MISSING"
+
+
+class AuthFailed(ToolError):
+    error_code = "AUTH_FAILED"
+
+
+class RateLimited(ToolError):
+    error_code = "RATE_LIMITED"
+
+
+class UpstreamError(ToolError):
+    error_code = "UPSTREAM_ERROR"
+
+
+class UpstreamUnreachable(ToolError):
+    error_code = "UPSTREAM_UNREACHABLE"
+
+
+class UpstreamTimeout(ToolError):
+    error_code = "TIMEOUT"
+
+
+class ResponseTooLarge(ToolError):
+    error_code = "RESPONSE_TOO_LARGE"
+
+
+class UnknownTool(ConnectorsError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown tool: {name!r}")
+        self.name = name
+
+
+class VaultError(ConnectorsError):
+    """The vault file exists but cannot be used; the message names the file."""
+
+
+class VaultCorrupted(VaultError):
+    pass
+
+
+class VaultKeyMismatch(VaultError):
+    pass
