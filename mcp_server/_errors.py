@@ -12,7 +12,8 @@ else is a bug, logged with its traceback, and the client sees a generic message.
     │   ├── UpstreamError             UPSTREAM_ERROR       (any other non-2xx answer)
     │   ├── UpstreamUnreachable       UPSTREAM_UNREACHABLE (connect / protocol failure)
     │   ├── UpstreamTimeout           TIMEOUT
-    │   └── ResponseTooLarge          RESPONSE_TOO_LARGE
+    │   ├── ResponseTooLarge          RESPONSE_TOO_LARGE
+    │   └── InternalToolError         INTERNAL_ERROR       (a bug; details are only in the log)
     ├── UnknownTool ──────────────── no such tool; JSON-RPC -32602 / REST 404
     └── VaultError ───────────────── the vault cannot be used as it is on disk
         ├── VaultCorrupted            tampered, truncated or not a vault
@@ -94,3 +95,9 @@ class VaultCorrupted(VaultError):
 
 class VaultKeyMismatch(VaultError):
     pass
+
+
+class InternalToolError(ToolError):
+    """A bug, not an anticipated failure: the client gets this generic message, the log gets the traceback."""
+
+    error_code = "INTERNAL_ERROR"

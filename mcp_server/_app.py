@@ -1,0 +1,37 @@
+"""Wiring: settings → catalog → registry → pipeline, shared by every command."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mcp_server._catalog import load_catalog
+from mcp_server._config import Settings
+from mcp_server._model import Catalog
+from mcp_server._pipeline import Pipeline
+from mcp_server._registry import Registry
+from mcp_server._vault import Vault
+
+logger = logging.getLogger("mcp_server")
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    settings: Settings
+    catalog: Catalog
+    pipeline: Pipeline
+
+
+def open_vault(settings: Settings) -> Vault:
+    return Vault(settings.vault_path, passphrase=settings.vault_passphrase)
+
+
+def build_application(settings: Settings) -> Application:
+    """Load what `settings` name; a refused manifest is logged and the rest still load."""
+    catalog = load_catalog(settings.tools_dirs)
+    for fault in catalog.faults:
+        logger.error("manifest refused: %s", fault)
+    registry = Registry.from_catalog(catalog)
+    logger.info("loaded %d connectors, %d tools", len(catalog.connectors), len(registry))
+    pipeline = Pipeline(registry, open_vault(settings), environ=settings.environ)
+    return Application(settings, catalog, pipeline)

@@ -1,0 +1,104 @@
+"""The HTTP application: Streamable HTTP at /mcp, legacy SSE at /sse + /messages/, the REST façade, /health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.lowlevel.server import Server
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from mcp_server._config import Settings
+from mcp_server._model import Catalog
+from mcp_server._pipeline import Pipeline
+from mcp_server._rest import RestApi, rest_error
+from mcp_server._security import HostOriginGuard
+from mcp_server._server import build_server
+
+logger = logging.getLogger(__name__)
+
+_ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limit_exceeded"}
+
+
+class _SseEndpoint:
+    """GET /sse: one legacy HTTP+SSE session per connection, served by the same MCP handlers."""
+
+    def __init__(self, server: Server[Any], transport: SseServerTransport) -> None:
+        self._server = server
+        self._transport = transport
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "GET":
+            await rest_error(405, "bad_request", "Use GET to open the SSE stream")(scope, receive, send)
+            return
+        async with self._transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
+            await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    return JSONResponse(
+        {"error": _ERROR_NAMES.get(exc.status_code, "bad_request"), "message": exc.detail, "details": {}},
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return rest_error(500, "internal_error", "Internal server error; the server log has the details.")
+
+
+def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> Starlette:
+    server = build_server(pipeline, page_size=settings.page_size)
+    # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
+    session_manager = StreamableHTTPSessionManager(app=server)
+    sse_transport = SseServerTransport("/messages/")
+    rest = RestApi(pipeline)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "connectors": len(catalog.connectors),
+                "tools": len(pipeline.registry),
+                "manifest_faults": len(catalog.faults),
+            }
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with pipeline, session_manager.run():
+            yield
+
+    routes: list[Route | Mount] = [
+        Route("/mcp", endpoint=session_manager.asgi_app),
+        Route("/sse", endpoint=_SseEndpoint(server, sse_transport)),
+        Mount("/messages/", app=sse_transport.handle_post_message),
+        Route("/health", health, methods=["GET"]),
+        *rest.routes(),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                HostOriginGuard,
+                bind_host=settings.host,
+                extra_hosts=settings.allowed_hosts,
+                extra_origins=settings.allowed_origins,
+            )
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        lifespan=lifespan,
+    )

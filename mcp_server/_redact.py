@@ -1,0 +1,129 @@
+"""Keep secret values out of everything that leaves the process.
+
+A `Redactor` scrubs one call's secrets from its result and error; `InFlightSecrets`
+plus `RedactingFilter` scrub the secrets of calls in progress from log records,
+so a library that logs a URL with an API key in its query string cannot leak it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+REDACTED = "[REDACTED]"
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not redacted: scrubbing every "abc" would mangle results and protect nothing."""
+
+
+def _variants(secret: str) -> set[str]:
+    """The forms a secret takes on the wire: as is, URL-encoded, JSON-escaped, base64."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        base64.b64encode(secret.encode()).decode(),
+    }
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+class Redactor:
+    """Replaces every known form of the given secrets with `[REDACTED]`."""
+
+    __slots__ = ("_forms",)
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if len(secret) >= MIN_SECRET_LENGTH:
+                forms |= _variants(secret)
+        # Longest first, so a secret that contains another is replaced whole.
+        self._forms = tuple(sorted(forms, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def text(self, value: str) -> str:
+        for form in self._forms:
+            if form in value:
+                value = value.replace(form, REDACTED)
+        return value
+
+    def contains_secret(self, value: str) -> bool:
+        return any(form in value for form in self._forms)
+
+    def value(self, value: Any) -> Any:
+        """A copy of a parsed JSON value with secrets scrubbed from strings, keys and numbers."""
+        if not self._forms:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        if isinstance(value, list):
+            return [self.value(item) for item in value]  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(value, int | float) and not isinstance(value, bool) and self.contains_secret(str(value)):
+            return REDACTED
+        return value
+
+
+class InFlightSecrets:
+    """Secrets of the calls now running, counted so overlapping calls with one secret work."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._redactor = Redactor(())
+
+    @contextmanager
+    def holding(self, secrets: Iterable[str]) -> Iterator[None]:
+        held = [s for s in secrets if len(s) >= MIN_SECRET_LENGTH]
+        if not held:
+            yield
+            return
+        with self._lock:
+            self._counts.update(held)
+            self._redactor = Redactor(self._counts)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._counts.subtract(held)
+                self._counts = +self._counts
+                self._redactor = Redactor(self._counts)
+
+    @property
+    def redactor(self) -> Redactor:
+        return self._redactor
+
+
+IN_FLIGHT = InFlightSecrets()
+
+
+class RedactingFilter(logging.Filter):
+    """Scrub in-flight secrets from a record's message and traceback before any handler sees it."""
+
+    def __init__(self, in_flight: InFlightSecrets = IN_FLIGHT) -> None:
+        super().__init__()
+        self._in_flight = in_flight
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactor = self._in_flight.redactor
+        if not redactor:
+            return True
+        message = record.getMessage()
+        if redactor.contains_secret(message):
+            record.msg = redactor.text(message)
+            record.args = None
+        if record.exc_info:
+            record.exc_text = redactor.text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True

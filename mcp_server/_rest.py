@@ -1,0 +1,161 @@
+"""The REST façade for agents that do not speak MCP: meta, handshake, tools, invoke.
+
+It calls the same pipeline as the MCP handlers; only the envelope differs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_server._errors import ToolError, UnknownTool
+from mcp_server._pipeline import Pipeline
+from mcp_server._registry import ToolSpec
+from mcp_server._server import SERVER_NAME, server_version
+
+MAX_REQUEST_BYTES = 1024 * 1024
+OPENAI_DESCRIPTION_LIMIT = 1024
+"""OpenAI rejects longer function descriptions; other formats keep the full text."""
+
+STATUS_BY_CODE = {
+    "INVALID_ARGUMENTS": 422,
+    "AUTH_MISSING": 424,
+    "AUTH_FAILED": 424,
+    "RATE_LIMITED": 429,
+    "UPSTREAM_ERROR": 502,
+    "UPSTREAM_UNREACHABLE": 502,
+    "RESPONSE_TOO_LARGE": 502,
+    "CIRCUIT_OPEN": 503,
+    "TIMEOUT": 504,
+    "INTERNAL_ERROR": 500,
+}
+
+
+def rest_error(status: int, error: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, "details": details}, status_code=status)
+
+
+def _openai_parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != "$schema"}
+
+
+def _trim(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+TOOL_FORMATS: dict[str, Callable[[ToolSpec], dict[str, Any]]] = {
+    "default": lambda t: {"name": t.name, "description": t.description, "parameters": dict(t.input_schema)},
+    "openai": lambda t: {
+        "type": "function",
+        "function": {
+            "name": t.name,
+            "description": _trim(t.description, OPENAI_DESCRIPTION_LIMIT),
+            "parameters": _openai_parameters(dict(t.input_schema)),
+        },
+    },
+    "anthropic": lambda t: {"name": t.name, "description": t.description, "input_schema": dict(t.input_schema)},
+    "mcp": lambda t: t.mcp_tool.model_dump(by_alias=True, mode="json", exclude_none=True),
+}
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON document; a `Response` to send instead when it is not one."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return rest_error(413, "bad_request", f"Request body over {MAX_REQUEST_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            return rest_error(413, "bad_request", f"Request body over {MAX_REQUEST_BYTES} bytes")
+    content_type = request.headers.get("content-type", "")
+    if body and "json" not in content_type.lower():
+        return rest_error(415, "bad_request", "Content-Type must be application/json")
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        return rest_error(400, "bad_request", f"Malformed JSON: {exc}")
+
+
+class RestApi:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._listings: dict[str, bytes] = {}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/meta", self.meta, methods=["GET"]),
+            Route("/v1/handshake", self.handshake, methods=["POST"]),
+            Route("/v1/tools", self.tools, methods=["GET"]),
+            Route("/v1/invoke", self.invoke, methods=["POST"]),
+        ]
+
+    async def meta(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "server": SERVER_NAME,
+                "version": server_version(),
+                "capabilities": ["handshake", "list_tools", "invoke", "schema", "sse"],
+            }
+        )
+
+    async def handshake(self, request: Request) -> Response:
+        payload = await _json_body(request)
+        if isinstance(payload, Response):
+            return payload
+        if payload is not None and not isinstance(payload, dict):
+            return rest_error(400, "bad_request", "Body must be a JSON object")
+        client = (payload or {}).get("client", {})
+        if not isinstance(client, dict) or not all(
+            isinstance(client.get(k, ""), str)  # pyright: ignore[reportUnknownMemberType]
+            for k in ("name", "version")
+        ):
+            return rest_error(400, "bad_request", '"client" must be {"name": str, "version": str}')
+        return JSONResponse(
+            {"server": {"name": SERVER_NAME, "version": server_version()}, "session_id": secrets.token_urlsafe(16)}
+        )
+
+    async def tools(self, request: Request) -> Response:
+        fmt = request.query_params.get("format", "default")
+        if fmt not in TOOL_FORMATS:
+            return rest_error(400, "bad_request", f"Unknown format {fmt!r}", allowed=sorted(TOOL_FORMATS))
+        listing = self._listings.get(fmt)
+        if listing is None:
+            convert = TOOL_FORMATS[fmt]
+            tools = [convert(tool) for tool in self._pipeline.registry]
+            listing = self._listings[fmt] = json.dumps({"tools": tools}, ensure_ascii=False).encode()
+        return Response(listing, media_type="application/json")
+
+    async def invoke(self, request: Request) -> Response:
+        payload = await _json_body(request)
+        if isinstance(payload, Response):
+            return payload
+        if not isinstance(payload, dict) or not isinstance(payload.get("tool"), str):  # pyright: ignore[reportUnknownMemberType]
+            return rest_error(400, "bad_request", 'Body must be {"tool": str, "parameters": object}')
+        tool_name: str = payload["tool"]
+        parameters = payload.get("parameters", {})  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if parameters is None:
+            parameters = {}
+        if not isinstance(parameters, dict):
+            return rest_error(400, "bad_request", '"parameters" must be a JSON object')
+        try:
+            outcome = await self._pipeline.invoke(tool_name, parameters)  # pyright: ignore[reportUnknownArgumentType]
+        except UnknownTool as exc:
+            return rest_error(404, "not_found", exc.message, tool=tool_name)
+        if isinstance(outcome, ToolError):
+            status = STATUS_BY_CODE.get(outcome.error_code, 500)
+            headers: dict[str, str] = {}
+            retry_after = outcome.details.get("retry_after")
+            if status == 429 and retry_after is not None:
+                headers["Retry-After"] = str(retry_after)
+            return JSONResponse(outcome.to_body(), status_code=status, headers=headers)
+        result = outcome.value if outcome.is_json else outcome.text
+        return JSONResponse({"success": True, "result": result})

@@ -1,0 +1,83 @@
+"""MCP handlers on the SDK's low-level `Server`: `tools/list` pages the registry, `tools/call` runs the pipeline."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server
+from mcp.shared.exceptions import MCPError
+
+from mcp_server._errors import ToolError, UnknownTool
+from mcp_server._pipeline import Outcome, Pipeline
+from mcp_server._registry import InvalidCursor
+
+SERVER_NAME = "mcp-connectors"
+DEFAULT_PAGE_SIZE = 500
+"""Big enough that clients which ignore `nextCursor` still see typical catalogs whole."""
+
+
+def server_version() -> str:
+    try:
+        return version("mcp-connectors")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:
+    """DESIGN.md's result shape: JSON as `structuredContent` plus the same JSON as text; errors likewise."""
+    if isinstance(outcome, ToolError):
+        body = outcome.to_body()
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(body, ensure_ascii=False))],
+            structured_content=body,
+            is_error=True,
+        )
+    if not outcome.is_json:
+        return types.CallToolResult(content=[types.TextContent(type="text", text=outcome.text)])
+    value: Any = outcome.value
+    structured = value if isinstance(value, dict) else {"result": value}
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=outcome.text)],
+        structured_content=structured,  # pyright: ignore[reportUnknownArgumentType]
+    )
+
+
+def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE) -> Server[Any]:
+    registry = pipeline.registry
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        cursor = params.cursor if params is not None else None
+        try:
+            tools, next_cursor = registry.page(cursor, page_size)
+        except InvalidCursor as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+        return types.ListToolsResult(tools=[tool.mcp_tool for tool in tools], next_cursor=next_cursor)
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        try:
+            outcome = await pipeline.invoke(params.name, params.arguments)
+        except UnknownTool as exc:
+            raise MCPError(types.INVALID_PARAMS, exc.message) from None
+        return to_call_tool_result(outcome)
+
+    def tool_input_schema(name: str) -> dict[str, Any] | None:
+        try:
+            return dict(registry.get(name).input_schema)
+        except UnknownTool:
+            return None
+
+    return Server(
+        SERVER_NAME,
+        version=server_version(),
+        title="mcp-connectors",
+        instructions="Each tool calls one operation of an external API; credentials are injected by the server.",
+        get_tool_input_schema=tool_input_schema,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
