@@ -1,0 +1,5 @@
+import sys
+
+from mcp_server._cli import main
+
+sys.exit(main())

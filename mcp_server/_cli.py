@@ -1,0 +1,277 @@
+"""The `mcp-connectors` command line."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mcp_server._app import Application, build_application, open_vault
+from mcp_server._catalog import load_catalog
+from mcp_server._config import ENV_TOOLS, ENV_VAULT, ENV_VAULT_KEY, Settings
+from mcp_server._errors import ToolError, UnknownTool, VaultError
+from mcp_server._logging import configure_logging
+from mcp_server._rest import TOOL_FORMATS
+from mcp_server._server import DEFAULT_PAGE_SIZE, server_version
+from mcp_server._vault import validate_secret_name
+
+DESCRIPTION = """\
+Serve API connectors as MCP tools. Every operation of every connector manifest
+(tools/*.yaml) becomes one tool; credentials come from an encrypted vault and
+are injected into outgoing requests, never shown to the model.
+
+Quick start:
+  mcp-connectors vault set github_token     # paste a GitHub token, then Enter
+  mcp-connectors tools                      # what would be served
+  mcp-connectors call github_get_user --args '{"username": "octocat"}'
+  mcp-connectors serve                      # stdio, for Claude Desktop
+  mcp-connectors serve --transport http     # http://127.0.0.1:8765/mcp
+"""
+
+ENVIRONMENT_HELP = f"""\
+environment:
+  {ENV_TOOLS}   manifest directories, separated by ':' (default: the bundled tools/)
+  {ENV_VAULT}   vault file (default: the user's data directory)
+  {ENV_VAULT_KEY}   vault passphrase (default: OS keyring, else a 0600 key file beside the vault)
+"""
+
+
+def _add_common(parser: argparse.ArgumentParser, *, tools: bool = True) -> None:
+    if tools:
+        parser.add_argument(
+            "--tools",
+            metavar="DIR",
+            action="append",
+            type=Path,
+            default=[],
+            help=f"manifest directory (repeatable; default: ${ENV_TOOLS} or the bundled tools/)",
+        )
+    parser.add_argument("--vault", metavar="FILE", type=Path, help=f"vault file (default: ${ENV_VAULT} or user data dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-connectors",
+        description=DESCRIPTION,
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mcp-connectors {server_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)", description="Run the server.")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="stdio (default) or http")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra host name accepted in the Host header, e.g. mcp.example.com (repeatable)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="extra browser origin accepted, e.g. https://app.example.com (repeatable)",
+    )
+    serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="tools per tools/list page")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_common(serve)
+
+    tools = commands.add_parser("tools", help="list the tools that would be served")
+    tools.add_argument("--json", action="store_true", help="print the tool definitions exactly as tools/list serves")
+    _add_common(tools)
+
+    call = commands.add_parser(
+        "call",
+        help="invoke one tool and print its result",
+        description="Invoke one tool once and print its result as JSON. Exit status 1 if the tool failed.",
+    )
+    call.add_argument("tool", help="tool name, e.g. github_get_user")
+    call.add_argument("--args", default="{}", metavar="JSON", help='arguments as a JSON object, e.g. \'{"username": "x"}\'')
+    _add_common(call)
+
+    validate = commands.add_parser("validate", help="check manifests; exit 1 on any fault")
+    _add_common(validate)
+
+    vault = commands.add_parser("vault", help="manage stored secrets", description="Manage the encrypted vault.")
+    vault_commands = vault.add_subparsers(dest="vault_command", required=True, metavar="ACTION")
+    vault_set = vault_commands.add_parser(
+        "set",
+        help="store a secret (value from stdin, or a hidden prompt)",
+        description="Store a secret. The value is read from stdin when it is piped (one trailing newline is "
+        "stripped), otherwise from a hidden prompt. It is never taken from the command line.",
+    )
+    vault_set.add_argument("name", help="secret name, as manifests reference it: {secret: NAME}")
+    _add_common(vault_set, tools=False)
+    vault_list = vault_commands.add_parser("list", help="list secret names (never values)")
+    _add_common(vault_list, tools=False)
+    vault_delete = vault_commands.add_parser("delete", help="delete a secret")
+    vault_delete.add_argument("name")
+    _add_common(vault_delete, tools=False)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return Settings.resolve(
+        environ=os.environ, tools_dirs=getattr(args, "tools", []), vault_path=args.vault, **overrides
+    )
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        allowed_hosts=tuple(args.allow_host),
+        allowed_origins=tuple(args.allow_origin),
+        page_size=args.page_size,
+    )
+    app = build_application(settings)
+    _check_vault(app)
+    if args.transport == "stdio":
+        from mcp_server._stdio import serve_stdio
+
+        anyio.run(serve_stdio, app)
+        return 0
+    import uvicorn
+
+    from mcp_server._http import build_http_app
+
+    config = uvicorn.Config(
+        build_http_app(app.pipeline, app.catalog, settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _check_vault(app: Application) -> None:
+    """A vault that cannot be read is reported at start; calls needing it then fail with AUTH_MISSING."""
+    try:
+        open_vault(app.settings).check()
+    except VaultError as exc:
+        import logging
+
+        logging.getLogger("mcp_server").error("%s", exc.message)
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    app = build_application(_settings(args))
+    tools = list(app.pipeline.registry)
+    if args.json:
+        print(json.dumps([TOOL_FORMATS["mcp"](tool) for tool in tools], indent=2, ensure_ascii=False))
+        return 0
+    width = max((len(tool.name) for tool in tools), default=0)
+    for tool in tools:
+        hint = "read-only" if tool.annotations.get("readOnlyHint") else tool.operation.method
+        print(f"{tool.name:<{width}}  {hint:<9}  {tool.title}")
+    print(f"\n{len(tools)} tools from {len(app.catalog.connectors)} connectors", file=sys.stderr)
+    return 1 if app.catalog.faults else 0
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    try:
+        arguments = json.loads(args.args)
+    except ValueError as exc:
+        return _fail(f"--args is not valid JSON: {exc}", 2)
+    if not isinstance(arguments, dict):
+        return _fail("--args must be a JSON object", 2)
+    app = build_application(_settings(args))
+
+    async def run() -> int:
+        async with app.pipeline:
+            try:
+                outcome = await app.pipeline.invoke(args.tool, arguments)  # pyright: ignore[reportUnknownArgumentType]
+            except UnknownTool as exc:
+                return _fail(f"{exc.message}; `mcp-connectors tools` lists them", 2)
+        if isinstance(outcome, ToolError):
+            print(json.dumps(outcome.to_body(), indent=2, ensure_ascii=False))
+            return 1
+        print(json.dumps(outcome.value, indent=2, ensure_ascii=False) if outcome.is_json else outcome.text)
+        return 0
+
+    return anyio.run(run)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    catalog = load_catalog(settings.tools_dirs)
+    for connector in catalog.connectors:
+        print(f"ok     {connector.source}: {connector.name} ({len(connector.operations)} operations)")
+    for fault in catalog.faults:
+        print(f"FAULT  {fault}")
+    print(f"{len(catalog.connectors)} valid, {len(catalog.faults)} refused", file=sys.stderr)
+    return 1 if catalog.faults else 0
+
+
+def _read_secret_value(name: str) -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass(f"Value for {name} (input hidden): ")
+    value = sys.stdin.read()
+    if value.endswith("\r\n"):
+        return value[:-2]
+    return value.removesuffix("\n")
+
+
+def _cmd_vault(args: argparse.Namespace) -> int:
+    vault = open_vault(_settings(args))
+    try:
+        if args.vault_command == "set":
+            try:
+                validate_secret_name(args.name)
+            except ValueError as exc:
+                return _fail(str(exc), 2)
+            value = _read_secret_value(args.name)
+            if not value:
+                return _fail("empty value; nothing stored")
+            vault.set(args.name, value)
+            print(f"stored {args.name} in {vault.path}", file=sys.stderr)
+        elif args.vault_command == "list":
+            for name in vault.names():
+                print(name)
+        elif args.vault_command == "delete":
+            if not vault.delete(args.name):
+                return _fail(f"no secret named {args.name!r} in {vault.path}")
+            print(f"deleted {args.name}", file=sys.stderr)
+    except VaultError as exc:
+        return _fail(exc.message)
+    return 0
+
+
+COMMANDS = {
+    "serve": _cmd_serve,
+    "tools": _cmd_tools,
+    "call": _cmd_call,
+    "validate": _cmd_validate,
+    "vault": _cmd_vault,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        configure_logging("WARNING")
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
