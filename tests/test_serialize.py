@@ -1,0 +1,309 @@
+"""Value serialization per location, checked against OpenAPI 3.1's "Style Examples" table."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+
+from mcp_server._model import Parameter, ParameterLocation
+from mcp_server._serialize import (
+    UnserializableValue,
+    dump_json,
+    form_body,
+    format_scalar,
+    serialize_cookie,
+    serialize_header,
+    serialize_path,
+    serialize_query,
+)
+
+STRING = "blue"
+ARRAY = ["blue", "black", "brown"]
+OBJECT = {"R": 100, "G": 200, "B": 150}
+
+
+def param(location: ParameterLocation, style: str | None = None, explode: bool | None = None) -> Parameter:
+    return Parameter("color", location, {}, style=style, explode=explode)
+
+
+def query_string(parameter: Parameter, value: Any) -> str:
+    return "&".join(f"{key}={text}" for key, text in serialize_query(parameter, value))
+
+
+# (style, explode, value, expected) — rows of the OpenAPI 3.1 table.
+PATH_CASES = [
+    ("simple", False, STRING, "blue"),
+    ("simple", False, ARRAY, "blue,black,brown"),
+    ("simple", False, OBJECT, "R,100,G,200,B,150"),
+    ("simple", True, STRING, "blue"),
+    ("simple", True, ARRAY, "blue,black,brown"),
+    ("simple", True, OBJECT, "R=100,G=200,B=150"),
+    ("label", False, "", "."),
+    ("label", False, STRING, ".blue"),
+    ("label", False, ARRAY, ".blue,black,brown"),
+    ("label", False, OBJECT, ".R,100,G,200,B,150"),
+    ("label", True, STRING, ".blue"),
+    ("label", True, ARRAY, ".blue.black.brown"),
+    ("label", True, OBJECT, ".R=100.G=200.B=150"),
+    ("matrix", False, "", ";color"),
+    ("matrix", False, STRING, ";color=blue"),
+    ("matrix", False, ARRAY, ";color=blue,black,brown"),
+    ("matrix", False, OBJECT, ";color=R,100,G,200,B,150"),
+    ("matrix", True, "", ";color"),
+    ("matrix", True, STRING, ";color=blue"),
+    ("matrix", True, ARRAY, ";color=blue;color=black;color=brown"),
+    ("matrix", True, OBJECT, ";R=100;G=200;B=150"),
+]
+
+
+@pytest.mark.parametrize(("style", "explode", "value", "expected"), PATH_CASES)
+def test_path_styles(style: str, explode: bool, value: Any, expected: str) -> None:
+    assert serialize_path(param("path", style, explode), value) == expected
+
+
+def test_path_defaults_to_simple_unexploded() -> None:
+    assert serialize_path(param("path"), OBJECT) == "R,100,G,200,B,150"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a/b", "a%2Fb"),
+        ("what?", "what%3F"),
+        ("#1", "%231"),
+        ("100%", "100%25"),
+        ("two words", "two%20words"),
+        ("café", "caf%C3%A9"),
+        ("日本", "%E6%97%A5%E6%9C%AC"),
+        ("a,b;c=d&e+f", "a%2Cb%3Bc%3Dd%26e%2Bf"),
+        ("keep-._~", "keep-._~"),
+    ],
+)
+def test_path_values_are_encoded_with_nothing_safe(value: str, expected: str) -> None:
+    assert serialize_path(param("path"), value) == expected
+
+
+def test_path_array_delimiters_literal_but_commas_in_values_encoded() -> None:
+    assert serialize_path(param("path"), ["a,b", "c/d"]) == "a%2Cb,c%2Fd"
+    assert serialize_path(param("path", "matrix", True), {"k y": "v/w"}) == ";k%20y=v%2Fw"
+
+
+QUERY_CASES = [
+    ("form", True, "", "color="),
+    ("form", True, STRING, "color=blue"),
+    ("form", True, ARRAY, "color=blue&color=black&color=brown"),
+    ("form", True, OBJECT, "R=100&G=200&B=150"),
+    ("form", False, "", "color="),
+    ("form", False, STRING, "color=blue"),
+    ("form", False, ARRAY, "color=blue,black,brown"),
+    ("form", False, OBJECT, "color=R,100,G,200,B,150"),
+    ("spaceDelimited", False, ARRAY, "color=blue%20black%20brown"),
+    ("spaceDelimited", False, OBJECT, "color=R%20100%20G%20200%20B%20150"),
+    ("pipeDelimited", False, ARRAY, "color=blue|black|brown"),
+    ("pipeDelimited", False, OBJECT, "color=R|100|G|200|B|150"),
+    ("deepObject", True, OBJECT, "color[R]=100&color[G]=200&color[B]=150"),
+    # Outside the table: the exploded delimited styles behave as form, a primitive is name=value.
+    ("spaceDelimited", True, ARRAY, "color=blue&color=black&color=brown"),
+    ("pipeDelimited", True, ARRAY, "color=blue&color=black&color=brown"),
+    ("pipeDelimited", False, STRING, "color=blue"),
+    ("deepObject", True, STRING, "color=blue"),
+]
+
+
+@pytest.mark.parametrize(("style", "explode", "value", "expected"), QUERY_CASES)
+def test_query_styles(style: str, explode: bool, value: Any, expected: str) -> None:
+    assert query_string(param("query", style, explode), value) == expected
+
+
+def test_query_defaults_to_form_exploded() -> None:
+    assert query_string(param("query"), ARRAY) == "color=blue&color=black&color=brown"
+
+
+def test_deep_object_nests_and_indexes() -> None:
+    value = {"a": {"b": {"c": 1}}, "list": ["x", "y"], "skip": None, "k y": "v&w"}
+    assert query_string(param("query", "deepObject", True), value) == (
+        "color[a][b][c]=1&color[list][0]=x&color[list][1]=y&color[k%20y]=v%26w"
+    )
+
+
+def test_deep_object_key_with_brackets_is_encoded_as_one_part() -> None:
+    assert query_string(param("query", "deepObject", True), {"a]b": 1}) == "color[a%5Db]=1"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("two words", "color=two%20words"),
+        ("a+b", "color=a%2Bb"),
+        ("a&b=c", "color=a%26b%3Dc"),
+        ("x/y?z#w", "color=x%2Fy%3Fz%23w"),
+        ("café", "color=caf%C3%A9"),
+        ("50%", "color=50%25"),
+    ],
+)
+def test_query_values_are_rfc3986_encoded(value: str, expected: str) -> None:
+    assert query_string(param("query"), value) == expected
+
+
+def test_query_commas_in_values_encoded_delimiters_literal() -> None:
+    assert query_string(param("query", "form", False), ["a,b", "c"]) == "color=a%2Cb,c"
+    assert query_string(param("query", "pipeDelimited", False), ["a|b", "c"]) == "color=a%7Cb|c"
+
+
+def test_query_object_keys_are_encoded() -> None:
+    assert query_string(param("query"), {"a b": "c", "d&e": "f"}) == "a%20b=c&d%26e=f"
+
+
+@pytest.mark.parametrize("explode", [True, False])
+@pytest.mark.parametrize("style", ["form", "spaceDelimited", "pipeDelimited", "deepObject"])
+def test_query_empty_containers_are_not_sent(style: str, explode: bool) -> None:
+    assert serialize_query(param("query", style, explode), []) == []
+    assert serialize_query(param("query", style, explode), {}) == []
+
+
+def test_none_members_are_skipped() -> None:
+    assert query_string(param("query"), ["a", None, "b"]) == "color=a&color=b"
+    assert query_string(param("query"), {"a": None, "b": 1}) == "b=1"
+    assert serialize_path(param("path"), {"a": None, "b": 1}) == "b,1"
+
+
+HEADER_CASES = [
+    (False, STRING, "blue"),
+    (False, ARRAY, "blue,black,brown"),
+    (False, OBJECT, "R,100,G,200,B,150"),
+    (True, STRING, "blue"),
+    (True, ARRAY, "blue,black,brown"),
+    (True, OBJECT, "R=100,G=200,B=150"),
+    (False, True, "true"),
+    (False, 7, "7"),
+    (False, "a b/c", "a b/c"),
+]
+
+
+@pytest.mark.parametrize(("explode", "value", "expected"), HEADER_CASES)
+def test_header_simple_style(explode: bool, value: Any, expected: str) -> None:
+    assert serialize_header(param("header", None, explode), value) == expected
+
+
+def test_header_empty_containers_are_not_sent() -> None:
+    assert serialize_header(param("header"), []) is None
+    assert serialize_header(param("header"), {}) is None
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "a\nb", "a\rb", "a\x00b", ["ok", "x\ny"], {"k": "v\r\n"}, "\x7f"])
+def test_header_injection_is_refused(value: Any) -> None:
+    with pytest.raises(UnserializableValue, match="line breaks"):
+        serialize_header(param("header"), value)
+
+
+def test_header_non_ascii_is_refused_and_tab_allowed() -> None:
+    with pytest.raises(UnserializableValue, match="ASCII"):
+        serialize_header(param("header"), "café")
+    assert serialize_header(param("header"), "a\tb") == "a\tb"
+
+
+COOKIE_CASES = [
+    (True, STRING, [("color", "blue")]),
+    (True, ARRAY, [("color", "blue"), ("color", "black"), ("color", "brown")]),
+    (True, OBJECT, [("R", "100"), ("G", "200"), ("B", "150")]),
+    (False, ARRAY, [("color", "blue,black,brown")]),
+    (False, OBJECT, [("color", "R,100,G,200,B,150")]),
+    (True, "a; b=c, d", [("color", "a%3B%20b%3Dc%2C%20d")]),
+    (True, False, [("color", "false")]),
+]
+
+
+@pytest.mark.parametrize(("explode", "value", "expected"), COOKIE_CASES)
+def test_cookie_form_style(explode: bool, value: Any, expected: list[tuple[str, str]]) -> None:
+    assert serialize_cookie(param("cookie", None, explode), value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, "true"),
+        (False, "false"),
+        (0, "0"),
+        (1, "1"),
+        (-42, "-42"),
+        (1.5, "1.5"),
+        (1.0, "1"),
+        (-3.0, "-3"),
+        (0.1, "0.1"),
+        (1e-7, "1e-07"),
+        (1e300, "1e+300"),
+        (12345678901234567890, "12345678901234567890"),
+        ("", ""),
+        ("as is", "as is"),
+        ({"a": [1, "é"]}, '{"a":[1,"é"]}'),
+    ],
+)
+def test_format_scalar(value: Any, expected: str) -> None:
+    assert format_scalar(value) == expected
+
+
+@pytest.mark.parametrize("location", ["path", "query", "header", "cookie"])
+def test_booleans_are_lowercase_everywhere(location: ParameterLocation) -> None:
+    p = param(location)
+    results = {
+        "path": lambda v: serialize_path(p, v),
+        "query": lambda v: query_string(p, v),
+        "header": lambda v: serialize_header(p, v),
+        "cookie": lambda v: serialize_cookie(p, v)[0][1],
+    }
+    assert "true" in str(results[location](True))
+    assert "false" in str(results[location]([False]))
+    assert "True" not in str(results[location](True))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_numbers_are_refused(value: float) -> None:
+    with pytest.raises(UnserializableValue, match="finite"):
+        format_scalar(value)
+    with pytest.raises(UnserializableValue, match="finite"):
+        dump_json({"x": value})
+
+
+def test_json_is_compact_utf8() -> None:
+    assert dump_json({"title": "Café ☕", "n": [1, 1.5, True, None]}) == (
+        '{"title":"Café ☕","n":[1,1.5,true,null]}'.encode()
+    )
+
+
+# Stripe's documented form encodings.
+FORM_CASES: list[tuple[dict[str, Any], list[tuple[str, str]]]] = [
+    ({"metadata": {"order_id": 6735}}, [("metadata[order_id]", "6735")]),
+    (
+        {"items": [{"price": "p_1", "quantity": 2}, {"price": "p_2"}]},
+        [("items[0][price]", "p_1"), ("items[0][quantity]", "2"), ("items[1][price]", "p_2")],
+    ),
+    (
+        {"expand": ["customer", "invoice.subscription"]},
+        [("expand[0]", "customer"), ("expand[1]", "invoice.subscription")],
+    ),
+    (
+        {"a": {"b": {"c": {"d": "deep"}}}, "x": [[1, 2]]},
+        [("a[b][c][d]", "deep"), ("x[0][0]", "1"), ("x[0][1]", "2")],
+    ),
+    ({"capture": True, "livemode": False}, [("capture", "true"), ("livemode", "false")]),
+    ({"description": "", "metadata": {"old": ""}}, [("description", ""), ("metadata[old]", "")]),
+    ({"skip": None, "nested": {"skip": None}, "keep": 1, "empty": [], "none": {}}, [("keep", "1")]),
+    ({"amount": 2000, "rate": 2.5, "whole": 3.0}, [("amount", "2000"), ("rate", "2.5"), ("whole", "3")]),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), FORM_CASES)
+def test_form_body_stripe_style(value: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    assert parse_qsl(form_body(value).decode("ascii"), keep_blank_values=True) == expected
+
+
+def test_form_body_exact_encoding() -> None:
+    body = form_body({"metadata": {"order id": "a&b"}, "name": "Jo Doe", "city": "Zürich", "empty": ""})
+    assert body == b"metadata%5Border+id%5D=a%26b&name=Jo+Doe&city=Z%C3%BCrich&empty="
+
+
+def test_form_body_must_be_an_object() -> None:
+    with pytest.raises(UnserializableValue, match="object"):
+        form_body(["a"])
