@@ -19,7 +19,8 @@ from mcp_server._config import ENV_TOOLS, ENV_VAULT, ENV_VAULT_KEY, Settings
 from mcp_server._errors import ToolError, UnknownTool, VaultError
 from mcp_server._logging import configure_logging
 from mcp_server._rest import TOOL_FORMATS
-from mcp_server._server import DEFAULT_PAGE_SIZE, server_version
+from mcp_server._server import DEFAULT_PAGE_SIZE
+from mcp_server._version import server_version
 from mcp_server._vault import validate_secret_name
 
 DESCRIPTION = """\

@@ -37,8 +37,10 @@ from mcp_server._redact import IN_FLIGHT, Redactor
 from mcp_server._registry import Registry, ToolSpec
 from mcp_server._request import PreparedRequest, build_request, referenced_values
 from mcp_server._secrets import Secret, ValueRef
+from mcp_server._version import server_version
 
 logger = logging.getLogger("mcp_server.calls")
+USER_AGENT = f"mcp-connectors/{server_version()}"
 
 
 class SecretSource(Protocol):
@@ -135,6 +137,7 @@ class Pipeline:
                 trust_env=False,
                 follow_redirects=False,
                 limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
+                headers={"User-Agent": USER_AGENT},
             )
             self._clients[connector.name] = client
         return client

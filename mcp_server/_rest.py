@@ -17,7 +17,8 @@ from starlette.routing import Route
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._pipeline import Pipeline
 from mcp_server._registry import ToolSpec
-from mcp_server._server import SERVER_NAME, server_version
+from mcp_server._server import SERVER_NAME
+from mcp_server._version import server_version
 
 MAX_REQUEST_BYTES = 1024 * 1024
 OPENAI_DESCRIPTION_LIMIT = 1024

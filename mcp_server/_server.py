@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import mcp_types as types
@@ -14,17 +13,11 @@ from mcp.shared.exceptions import MCPError
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._pipeline import Outcome, Pipeline
 from mcp_server._registry import InvalidCursor
+from mcp_server._version import server_version
 
 SERVER_NAME = "mcp-connectors"
 DEFAULT_PAGE_SIZE = 500
 """Big enough that clients which ignore `nextCursor` still see typical catalogs whole."""
-
-
-def server_version() -> str:
-    try:
-        return version("mcp-connectors")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:

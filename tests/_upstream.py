@@ -1,0 +1,123 @@
+"""A fake upstream API on 127.0.0.1 that records every request and can echo it back.
+
+Routes (any method):
+  /echo/...          200, JSON of the request as received (method, raw path, query, headers, cookies, body)
+  /status/{code}     that status with a JSON error body that echoes the Authorization header
+  /text/...          200 text/plain that echoes the request headers
+  /empty             204 with no body
+  /slow              waits 3 s, then 200
+  /big               a 12 MiB JSON body
+  /retry-after       429 with Retry-After: 7
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class Recorded:
+    method: str
+    raw_path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeUpstream:
+    port: int = 0
+    requests: list[Recorded] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, request: Request) -> Response:
+        body = await request.body()
+        raw_path = request.scope["raw_path"].decode("latin-1")
+        recorded = Recorded(
+            method=request.method,
+            raw_path=raw_path,
+            query=request.scope["query_string"].decode("latin-1"),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+        )
+        self.requests.append(recorded)
+        path = request.url.path
+        echo = {
+            "method": recorded.method,
+            "path": raw_path,
+            "query": recorded.query,
+            "headers": recorded.headers,
+            "cookies": dict(request.cookies),
+            "body": body.decode("utf-8", errors="replace"),
+        }
+        if path.startswith("/echo"):
+            return JSONResponse(echo)
+        if path.startswith("/status/"):
+            code = int(path.split("/")[2])
+            return JSONResponse(
+                {"message": f"failure {code}", "echo_auth": recorded.headers.get("authorization", "")},
+                status_code=code,
+            )
+        if path.startswith("/text"):
+            return PlainTextResponse("headers were: " + json.dumps(recorded.headers))
+        if path == "/empty":
+            return Response(status_code=204)
+        if path == "/slow":
+            await asyncio.sleep(3)
+            return JSONResponse({"slow": True})
+        if path == "/big":
+            return Response(b'{"data": "' + b"x" * (12 * 1024 * 1024) + b'"}', media_type="application/json")
+        if path == "/retry-after":
+            return JSONResponse({"message": "slow down"}, status_code=429, headers={"Retry-After": "7"})
+        return JSONResponse({"message": "no such route"}, status_code=404)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class UpstreamThread:
+    """Runs a `FakeUpstream` with uvicorn in a daemon thread for the test session."""
+
+    def __init__(self) -> None:
+        self.upstream = FakeUpstream(port=free_port())
+        config = uvicorn.Config(self.upstream.app(), host="127.0.0.1", port=self.upstream.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> FakeUpstream:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake upstream did not start")
+            time.sleep(0.01)
+        return self.upstream
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
