@@ -248,6 +248,7 @@ def _cmd_vault(args: argparse.Namespace) -> int:
             vault.set(args.name, value)
             print(f"stored {args.name} in {vault.path}", file=sys.stderr)
         elif args.vault_command == "list":
+            vault.check()  # names need no key, but a user listing with the wrong key should hear about it
             for name in vault.names():
                 print(name)
         elif args.vault_command == "delete":
