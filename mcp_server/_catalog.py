@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import unquote
 
 import yaml
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.exceptions import SchemaError
 
 from mcp_server._model import (
     ApiKeyAuth,
@@ -35,6 +36,7 @@ from mcp_server._model import (
 )
 from mcp_server._resources import bundled_dir
 from mcp_server._secrets import ValueRef
+from mcp_server._violations import violations
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_TOOL_NAME_LENGTH = 64
@@ -45,7 +47,7 @@ class _Fault(Exception):
     def __init__(self, json_path: str, reason: str) -> None:
         super().__init__(reason)
         self.json_path = json_path
-        self.reason = reason
+        self.reason = _one_line(reason)  # names and paths from the manifest can be arbitrarily long
 
 
 @cache
@@ -79,6 +81,10 @@ def load_catalog(directories: Sequence[Path]) -> Catalog:
         except _Fault as fault:
             faults.append(ManifestFault(path, fault.json_path, fault.reason))
             continue
+        except RecursionError:
+            # Absurdly deep nesting: the YAML/JSON parsers and the schema validators recurse.
+            faults.append(ManifestFault(path, "$", "manifest is nested too deeply to load"))
+            continue
         connectors.append(connector)
     return Catalog(connectors=tuple(connectors), faults=tuple(faults))
 
@@ -86,9 +92,9 @@ def load_catalog(directories: Sequence[Path]) -> Catalog:
 def load_manifest(path: Path) -> Connector:
     """Parse, validate and convert one manifest; raises `_Fault` on the first problem."""
     document = _parse(path)
-    error = best_match(manifest_validator().iter_errors(document))
-    if error is not None:
-        raise _Fault(error.json_path, _one_line(error.message))
+    found = violations(manifest_validator(), document)
+    if found:
+        raise _Fault(found[0].json_path, _one_line(found[0].message))
     manifest = cast(dict[str, Any], document)
     return _build_connector(manifest, path)
 
@@ -143,10 +149,51 @@ def _build_auth(raw: Mapping[str, Any] | None) -> Auth:
 
 
 def _check_schema(schema: Mapping[str, Any], json_path: str) -> None:
+    _check_refs(schema, schema, json_path, set())
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise _Fault(json_path, f"not a valid JSON Schema: {_one_line(exc.message)}") from None
+
+
+def _check_refs(node: Any, root: Mapping[str, Any], json_path: str, active: set[int]) -> None:
+    """Refuse a schema that contains itself (a YAML alias cycle) or whose local `$ref` points nowhere.
+
+    Either would load, then fail on every call (unresolvable reference) or on every
+    listing (a cyclic structure cannot be serialized).
+    """
+    if not isinstance(node, Mapping | list):
+        return
+    key = id(cast(object, node))
+    if key in active:
+        raise _Fault(json_path, "the schema contains itself through a YAML alias; use $ref instead")
+    active.add(key)
+    children: Iterable[Any]
+    if isinstance(node, Mapping):
+        mapping = cast(Mapping[str, Any], node)
+        ref = mapping.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/") and not _resolves(root, ref):
+            raise _Fault(json_path, f"$ref {ref!r} points nowhere in this schema")
+        children = mapping.values()
+    else:
+        children = cast(list[Any], node)
+    for child in children:
+        _check_refs(child, root, json_path, active)
+    active.discard(key)
+
+
+def _resolves(root: Mapping[str, Any], ref: str) -> bool:
+    """Whether the JSON pointer of a `#/...` reference names something inside `root`."""
+    node: Any = root
+    for raw in ref[2:].split("/"):
+        token = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and token in node:
+            node = cast(Mapping[str, Any], node)[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(cast(list[Any], node)):
+            node = cast(list[Any], node)[int(token)]
+        else:
+            return False
+    return True
 
 
 def _build_operation(raw: Mapping[str, Any], json_path: str) -> Operation:

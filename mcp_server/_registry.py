@@ -15,11 +15,11 @@ from typing import Any, cast
 
 import mcp_types as types
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
 
 from mcp_server._errors import InvalidArguments, UnknownTool
 from mcp_server._model import Catalog, Connector, Operation
 from mcp_server._request import Binding
+from mcp_server._violations import violations
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -43,10 +43,10 @@ class ToolSpec:
 
     def validate(self, arguments: Mapping[str, Any]) -> None:
         """Raise `InvalidArguments` naming the JSON path of the best-matching violation."""
-        errors = list(self.validator.iter_errors(arguments))
+        errors = violations(self.validator, arguments)
         if not errors:
             return
-        best = cast(ValidationError, best_match(errors))
+        best = errors[0]
         reported = [{"path": e.json_path, "message": e.message} for e in errors[:MAX_REPORTED_ERRORS]]
         raise InvalidArguments(
             f"Invalid arguments for {self.name} at {best.json_path}: {best.message}",
@@ -102,7 +102,10 @@ def flatten_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Bindi
 
     for parameter in operation.parameters:
         name = claim(parameter.name, parameter.location)
-        properties[name] = _with_description(parameter.schema, parameter.description)
+        # A parameter's own `$defs` move to the root, where its `#/$defs/...` references now resolve.
+        defs.update(cast(Mapping[str, Any], parameter.schema.get("$defs", {})))
+        param_schema = {k: v for k, v in parameter.schema.items() if k != "$defs"}
+        properties[name] = _with_description(param_schema, parameter.description)
         bindings[name] = Binding(parameter.location, parameter.name)
         if parameter.required:
             required.append(name)
@@ -124,7 +127,9 @@ def flatten_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Bindi
                     required.append(name)
         else:
             name = claim("body", "body")
-            properties[name] = _with_description({k: v for k, v in body.schema.items() if k != "$defs"}, body.description)
+            properties[name] = _with_description(
+                {k: v for k, v in body.schema.items() if k != "$defs"}, body.description
+            )
             bindings[name] = Binding("body", "body")
             if body.required:
                 required.append(name)

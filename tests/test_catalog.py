@@ -1,0 +1,601 @@
+"""`load_catalog` / `load_manifest`: real manifest files in a temporary directory, good and bad."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mcp_server._catalog import _Fault, load_catalog, load_manifest
+from mcp_server._model import ApiKeyAuth, BearerAuth, Catalog, HeadersAuth, ManifestFault, NoAuth
+from mcp_server._resources import bundled_dir
+from mcp_server._secrets import ValueRef
+
+GITHUB_OPERATIONS = [
+    "get_authenticated_user",
+    "get_user",
+    "list_user_repos",
+    "list_org_repos",
+    "get_repo",
+    "search_repos",
+    "list_issues",
+    "get_issue",
+    "create_issue",
+    "create_issue_comment",
+    "list_pull_requests",
+]
+MAX_REASON = 250
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def operation(name: str = "get_item", method: str = "GET", path: str = "/items", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "method": method, "path": path, **extra}
+
+
+def manifest(name: str | None = "demo", **overrides: Any) -> dict[str, Any]:
+    """A valid manifest; keyword arguments replace (or, with value None, remove) top-level keys."""
+    document: dict[str, Any] = {"name": name, "base_url": "https://api.example.com/v1", "operations": [operation()]}
+    for key, value in {"name": name, **overrides}.items():
+        if value is None:
+            document.pop(key, None)
+        else:
+            document[key] = value
+    return document
+
+
+def write(directory: Path, filename: str, content: str | bytes | dict[str, Any] | list[Any]) -> Path:
+    """Write a manifest file: text and bytes as given, data as YAML or JSON according to the suffix."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / filename
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(content, indent=2), encoding="utf-8")
+    else:
+        path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def names(catalog: Catalog) -> list[str]:
+    return [connector.name for connector in catalog.connectors]
+
+
+def only_fault(catalog: Catalog) -> ManifestFault:
+    assert len(catalog.faults) == 1, [str(f) for f in catalog.faults]
+    return catalog.faults[0]
+
+
+def assert_one_line(reason: str) -> None:
+    assert reason
+    assert "\n" not in reason and "\r" not in reason
+    assert len(reason) <= MAX_REASON, len(reason)
+
+
+# ------------------------------------------------------------------ the bundled connectors
+
+
+def test_bundled_tools_load_without_faults() -> None:
+    catalog = load_catalog([bundled_dir("tools")])
+    assert catalog.faults == ()
+    github = next(c for c in catalog.connectors if c.name == "github")
+    assert [op.name for op in github.operations] == GITHUB_OPERATIONS
+    assert github.base_url == "https://api.github.com"
+    assert github.auth == BearerAuth(token=ValueRef("secret", "github_token"))
+    assert github.headers["X-GitHub-Api-Version"] == ValueRef("literal", "2022-11-28")
+    assert github.timeout == 30.0
+    assert github.source == bundled_dir("tools") / "github.yaml"
+
+
+# ------------------------------------------------------------------ formats, discovery and order
+
+
+def test_yaml_json_and_yml_manifests_all_load(tmp_path: Path) -> None:
+    write(tmp_path, "one.yaml", manifest("one"))
+    write(tmp_path, "two.json", manifest("two"))
+    write(tmp_path, "three.yml", manifest("three"))
+    catalog = load_catalog([tmp_path])
+    assert catalog.faults == ()
+    assert sorted(names(catalog)) == ["one", "three", "two"]
+    by_name = {c.name: c for c in catalog.connectors}
+    assert by_name["two"].source == tmp_path / "two.json"
+    assert by_name["three"].operations[0].name == "get_item"
+
+
+def test_load_manifest_builds_the_model(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "demo.yaml",
+        manifest(
+            base_url="https://api.example.com/v1/",
+            title="Demo API",
+            description="Demo.",
+            auth={"type": "api_key", "in": "query", "name": "key", "value": {"env": "DEMO_KEY"}},
+            headers={"Accept": "application/json", "X-Tenant": {"secret": "tenant"}},
+            timeout=12,
+            operations=[
+                operation(
+                    "create_item",
+                    "POST",
+                    "/items/{kind}",
+                    title="Create",
+                    timeout=3,
+                    parameters=[{"name": "kind", "in": "path", "schema": {"type": "string"}, "description": "Kind."}],
+                    body={"schema": {"type": "object", "properties": {"title": {"type": "string"}}}},
+                    annotations={"idempotentHint": True},
+                )
+            ],
+        ),
+    )
+    connector = load_manifest(path)
+    assert connector.name == "demo"
+    assert connector.base_url == "https://api.example.com/v1"  # trailing slash dropped
+    assert connector.title == "Demo API"
+    assert connector.auth == ApiKeyAuth(location="query", name="key", value=ValueRef("env", "DEMO_KEY"))
+    assert dict(connector.headers) == {
+        "Accept": ValueRef("literal", "application/json"),
+        "X-Tenant": ValueRef("secret", "tenant"),
+    }
+    assert connector.timeout == 12.0
+    assert connector.source == path
+    (op,) = connector.operations
+    assert (op.name, op.method, op.path, op.title, op.timeout) == ("create_item", "POST", "/items/{kind}", "Create", 3)
+    assert dict(op.annotations) == {"idempotentHint": True}
+    (param,) = op.parameters
+    assert (param.name, param.location, param.required, param.description) == ("kind", "path", True, "Kind.")
+    assert op.body is not None
+    assert op.body.content_type == "application/json"
+    assert op.body.required is False
+
+
+def test_defaults_when_optional_keys_are_absent(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "demo.yaml",
+        manifest(operations=[operation(parameters=[{"name": "q", "in": "query"}])]),
+    )
+    connector = load_manifest(path)
+    assert connector.auth == NoAuth()
+    assert connector.timeout == 30.0
+    assert dict(connector.headers) == {}
+    (param,) = connector.operations[0].parameters
+    assert param.schema == {"type": "string"}
+    assert param.required is False
+
+
+def test_headers_auth_mixes_literals_and_secrets(tmp_path: Path) -> None:
+    auth = {"type": "headers", "headers": {"X-Tenant": "acme", "X-Auth": {"secret": "acme_auth"}}}
+    connector = load_manifest(write(tmp_path, "demo.yaml", manifest(auth=auth)))
+    assert connector.auth == HeadersAuth(
+        headers={"X-Tenant": ValueRef("literal", "acme"), "X-Auth": ValueRef("secret", "acme_auth")}
+    )
+
+
+def test_load_manifest_raises_on_a_bad_manifest(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.yaml", manifest(name="Bad-Name"))
+    with pytest.raises(_Fault) as caught:
+        load_manifest(path)
+    assert caught.value.json_path == "$.name"
+    assert "Bad-Name" in caught.value.reason
+
+
+def test_non_manifest_files_are_ignored(tmp_path: Path) -> None:
+    write(tmp_path, "demo.yaml", manifest("demo"))
+    write(tmp_path, "README.md", "# not a manifest\n")
+    write(tmp_path, "notes.txt", "name: nope\n")
+    write(tmp_path, "demo.yaml.bak", "{{{ broken")
+    write(tmp_path, "Makefile", "all:\n\ttrue\n")
+    (tmp_path / "folder.yaml").mkdir()  # a directory with a manifest suffix
+    write(tmp_path / "nested", "inner.yaml", manifest("inner"))  # subdirectories are not searched
+    catalog = load_catalog([tmp_path])
+    assert catalog.faults == ()
+    assert names(catalog) == ["demo"]
+
+
+def test_files_load_in_name_order(tmp_path: Path) -> None:
+    # Connector names run against the file names, so the order seen is the files'.
+    write(tmp_path, "3.yml", manifest("alpha"))
+    write(tmp_path, "1.yaml", manifest("gamma"))
+    write(tmp_path, "2.json", manifest("beta"))
+    assert names(load_catalog([tmp_path])) == ["gamma", "beta", "alpha"]
+
+
+def test_directories_load_in_the_order_given(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    write(first, "z.yaml", manifest("one"))
+    write(second, "a.yaml", manifest("two"))
+    assert names(load_catalog([first, second])) == ["one", "two"]
+    assert names(load_catalog([second, first])) == ["two", "one"]
+
+
+def test_empty_directory_is_an_empty_catalog(tmp_path: Path) -> None:
+    assert load_catalog([tmp_path]) == Catalog(connectors=(), faults=())
+
+
+def test_missing_tools_directory_is_a_fault_and_others_still_load(tmp_path: Path) -> None:
+    missing = tmp_path / "does-not-exist"
+    good = tmp_path / "good"
+    write(good, "demo.yaml", manifest("demo"))
+    catalog = load_catalog([missing, good])
+    fault = only_fault(catalog)
+    assert fault.file == missing
+    assert fault.json_path == "$"
+    assert "does not exist" in fault.reason
+    assert names(catalog) == ["demo"]
+
+
+# ------------------------------------------------------------------ one bad manifest among good ones
+
+LONG_NAME = "c" * 32
+
+BAD_MANIFESTS: list[tuple[str, str, str | bytes | dict[str, Any] | list[Any], str, list[str]]] = [
+    # id, filename, content, JSON path, substrings of the reason
+    (
+        "invalid-yaml",
+        "bad.yaml",
+        "name: demo\nbase_url: https://api.example.com\noperations:\n  - name: get_item\n    method: GET\n"
+        "   path: /items\n",
+        "$",
+        ["invalid YAML", "line 6"],
+    ),
+    ("invalid-yaml-tab", "bad.yaml", "name: demo\n\tbase_url: x\n", "$", ["invalid YAML", "line 2"]),
+    ("invalid-json", "bad.json", '{"name": "demo",\n "base_url": }', "$", ["invalid JSON", "line 2"]),
+    ("yaml-in-json-file", "bad.json", "name: demo\n", "$", ["invalid JSON", "line 1"]),
+    ("empty-file", "bad.yaml", "", "$", ["None is not of type 'object'"]),
+    ("empty-json-file", "bad.json", "", "$", ["invalid JSON"]),
+    ("top-level-list", "bad.yaml", [manifest()], "$", ["is not of type 'object'"]),
+    ("top-level-scalar", "bad.yaml", "just a string\n", "$", ["'just a string' is not of type 'object'"]),
+    ("missing-name", "bad.yaml", manifest(name=None), "$", ["'name' is a required property"]),
+    ("bad-name-pattern", "bad.yaml", manifest(name="Bad-Name"), "$.name", ["'Bad-Name' does not match"]),
+    (
+        "name-not-string",
+        "bad.yaml",
+        "name: 12\nbase_url: https://x.io\noperations: [{name: a, method: GET, path: /}]\n",
+        "$.name",
+        ["12 is not of type 'string'"],
+    ),
+    ("missing-base-url", "bad.yaml", manifest(base_url=None), "$", ["'base_url' is a required property"]),
+    ("base-url-ftp", "bad.yaml", manifest(base_url="ftp://files.example.com"), "$.base_url", ["'ftp://files"]),
+    ("base-url-relative", "bad.yaml", manifest(base_url="/api"), "$.base_url", ["'/api' does not match"]),
+    ("missing-operations", "bad.yaml", manifest(operations=None), "$", ["'operations' is a required property"]),
+    ("no-operations", "bad.yaml", manifest(operations=[]), "$.operations", ["should be non-empty"]),
+    (
+        "unknown-top-level-key",
+        "bad.yaml",
+        {"name": "demo", "base_url": "https://api.example.com", "operation": [operation()]},
+        "$",
+        ["'operation' was unexpected"],
+    ),
+    ("auth-type-unknown", "bad.yaml", manifest(auth={"type": "oauth"}), "$.auth.type", ["'oauth' is not one of"]),
+    ("bearer-without-token", "bad.yaml", manifest(auth={"type": "bearer"}), "$.auth", ["'token' is a required"]),
+    (
+        "api-key-in-body",
+        "bad.yaml",
+        manifest(auth={"type": "api_key", "in": "body", "name": "key", "value": "v"}),
+        "$.auth.in",
+        ["'body' is not one of"],
+    ),
+    (
+        "bearer-with-extra-key",
+        "bad.yaml",
+        manifest(auth={"type": "bearer", "token": "t", "username": "u"}),
+        "$.auth",
+        ["'username' was unexpected"],
+    ),
+    (
+        "secret-bad-name",
+        "bad.yaml",
+        manifest(auth={"type": "bearer", "token": {"secret": "bad name!"}}),
+        "$.auth.token.secret",
+        ["'bad name!' does not match"],
+    ),
+    (
+        "header-name-not-a-string",
+        "bad.yaml",
+        "name: demo\nbase_url: https://x.io\nheaders: {1: one}\noperations: [{name: a, method: GET, path: /}]\n",
+        "$.headers",
+        ["1 is not of type 'string'"],
+    ),
+    (
+        "header-value-not-a-string",
+        "bad.yaml",
+        manifest(headers={"X-Version": 2}),
+        "$.headers['X-Version']",
+        ["2 is not valid under any of the given schemas"],
+    ),
+    (
+        "bad-method",
+        "bad.yaml",
+        manifest(operations=[operation(method="FETCH")]),
+        "$.operations[0].method",
+        ["'FETCH' is not one of"],
+    ),
+    (
+        "duplicate-operation-names",
+        "bad.yaml",
+        manifest(operations=[operation(), operation(path="/other")]),
+        "$.operations[1].name",
+        ["duplicate operation name 'get_item'"],
+    ),
+    (
+        "duplicate-parameter",
+        "bad.yaml",
+        manifest(operations=[operation(parameters=[{"name": "q", "in": "query"}, {"name": "q", "in": "query"}])]),
+        "$.operations[0].parameters[1]",
+        ["duplicate query parameter 'q'"],
+    ),
+    (
+        "placeholder-without-parameter",
+        "bad.yaml",
+        manifest(operations=[operation(path="/items/{item_id}")]),
+        "$.operations[0].path",
+        ["{item_id} has no parameter with in: path"],
+    ),
+    (
+        "placeholder-with-query-parameter-only",
+        "bad.yaml",
+        manifest(operations=[operation(path="/items/{item_id}", parameters=[{"name": "item_id", "in": "query"}])]),
+        "$.operations[0].path",
+        ["{item_id} has no parameter with in: path"],
+    ),
+    (
+        "path-parameter-not-in-path",
+        "bad.yaml",
+        manifest(operations=[operation(parameters=[{"name": "item_id", "in": "path"}])]),
+        "$.operations[0].parameters",
+        ["path parameter 'item_id' does not appear in the path"],
+    ),
+    (
+        "parameter-schema-invalid",
+        "bad.yaml",
+        manifest(operations=[operation(parameters=[{"name": "q", "in": "query", "schema": {"type": 12}}])]),
+        "$.operations[0].parameters[0].schema",
+        ["not a valid JSON Schema"],
+    ),
+    (
+        "parameter-schema-dangling-ref",
+        "bad.yaml",
+        manifest(
+            operations=[operation(parameters=[{"name": "q", "in": "query", "schema": {"$ref": "#/$defs/Missing"}}])]
+        ),
+        "$.operations[0].parameters[0].schema",
+        ["#/$defs/Missing"],
+    ),
+    (
+        "body-schema-invalid",
+        "bad.yaml",
+        manifest(operations=[operation(method="POST", body={"schema": {"type": "object", "properties": 5}})]),
+        "$.operations[0].body.schema",
+        ["not a valid JSON Schema", "5 is not of type 'object'"],
+    ),
+    (
+        "body-schema-dangling-ref",
+        "bad.yaml",
+        manifest(
+            operations=[
+                operation(
+                    method="POST",
+                    body={"schema": {"type": "object", "properties": {"a": {"$ref": "#/components/schemas/A"}}}},
+                )
+            ]
+        ),
+        "$.operations[0].body.schema",
+        ["#/components/schemas/A"],
+    ),
+    (
+        "body-without-schema",
+        "bad.yaml",
+        manifest(operations=[operation(method="POST", body={"required": True})]),
+        "$.operations[0].body",
+        ["'schema' is a required property"],
+    ),
+    (
+        "tool-name-over-64",
+        "bad.yaml",
+        manifest(name=LONG_NAME, operations=[operation("o" * 32)]),
+        "$.operations[0].name",
+        [f"'{LONG_NAME}_{'o' * 32}' is 65 characters; the limit is 64"],
+    ),
+    (
+        "schema-alias-cycle",
+        "bad.yaml",
+        "name: demo\nbase_url: https://x.io\noperations: [{name: a, method: GET, path: /, parameters: "
+        "[{name: q, in: query, schema: &s {type: object, properties: {a: *s}}}]}]\n",
+        "$.operations[0].parameters[0].schema",
+        ["contains itself"],
+    ),
+    (
+        "schema-alias-cycle-outside-keywords",
+        "bad.yaml",
+        "name: demo\nbase_url: https://x.io\noperations: [{name: a, method: POST, path: /, "
+        "body: {schema: &s {type: object, default: *s}}}]\n",
+        "$.operations[0].body.schema",
+        ["contains itself"],
+    ),
+    ("deeply-nested-yaml", "bad.yaml", "[" * 5000 + "]" * 5000, "$", ["nested too deeply"]),
+    ("deeply-nested-json", "bad.json", "[" * 100000 + "]" * 100000, "$", ["nested too deeply"]),
+    ("binary-file", "x.yaml", b"\xff\xfe\x00\x81name: \x9c\n", "$", ["cannot read file"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "json_path", "expected"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_MANIFESTS],
+)
+def test_bad_manifest_is_refused_and_the_others_still_load(
+    tmp_path: Path,
+    filename: str,
+    content: str | bytes | dict[str, Any] | list[Any],
+    json_path: str,
+    expected: list[str],
+) -> None:
+    # Good manifests on both sides of the bad one in name order.
+    write(tmp_path, "aaa.yaml", manifest("first"))
+    bad = write(tmp_path, filename, content)
+    write(tmp_path, "zzz.json", manifest("last"))
+    catalog = load_catalog([tmp_path])
+    fault = only_fault(catalog)
+    assert fault.file == bad
+    assert fault.json_path == json_path
+    for fragment in expected:
+        assert fragment in fault.reason
+    assert_one_line(fault.reason)
+    assert str(fault) == f"{bad}: at {json_path}: {fault.reason}"
+    assert names(catalog) == ["first", "last"]
+
+
+def test_tool_name_of_exactly_64_characters_is_accepted(tmp_path: Path) -> None:
+    write(tmp_path, "long.yaml", manifest(LONG_NAME, operations=[operation("o" * 31)]))
+    catalog = load_catalog([tmp_path])
+    assert catalog.faults == ()
+    assert len(f"{LONG_NAME}_{catalog.connectors[0].operations[0].name}") == 64
+
+
+def test_long_reasons_stay_one_short_line(tmp_path: Path) -> None:
+    placeholder = "p" * 400
+    write(tmp_path, "a.yaml", manifest("a", operations=[operation(path=f"/items/{{{placeholder}}}")]))
+    huge_type = [f"type{i}" for i in range(200)]
+    write(
+        tmp_path,
+        "b.yaml",
+        manifest("b", operations=[operation(parameters=[{"name": "q", "in": "query", "schema": {"type": huge_type}}])]),
+    )
+    write(tmp_path, "c.yaml", manifest("c", description="x" * 5000))
+    write(tmp_path, "d.yaml", "name: d\nbase_url: https://x.io\nop" + "e" * 500 + ": 1\noperations: []\n")
+    catalog = load_catalog([tmp_path])
+    assert [f.file.name for f in catalog.faults] == ["a.yaml", "b.yaml", "c.yaml", "d.yaml"]
+    assert [f.json_path for f in catalog.faults] == [
+        "$.operations[0].path",
+        "$.operations[0].parameters[0].schema",
+        "$.description",
+        "$",
+    ]
+    for fault in catalog.faults:
+        assert_one_line(fault.reason)
+    assert catalog.faults[0].reason.startswith("{ppp")
+    assert catalog.faults[1].reason.startswith("not a valid JSON Schema: ")
+
+
+def test_same_connector_name_in_two_files_refuses_the_second(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.yaml", manifest("demo"))
+    second = write(tmp_path, "b.json", manifest("demo", operations=[operation("other")]))
+    catalog = load_catalog([tmp_path])
+    fault = only_fault(catalog)
+    assert fault.file == second
+    assert fault.json_path == "$.name"
+    assert fault.reason == f"connector 'demo' is already defined in {first}"
+    assert [(c.name, c.source) for c in catalog.connectors] == [("demo", first)]
+
+
+def test_same_connector_name_across_directories_keeps_the_first_directory(tmp_path: Path) -> None:
+    first = write(tmp_path / "one", "z.yaml", manifest("demo"))
+    second = write(tmp_path / "two", "a.yaml", manifest("demo"))
+    catalog = load_catalog([tmp_path / "one", tmp_path / "two"])
+    fault = only_fault(catalog)
+    assert fault.file == second
+    assert str(first) in fault.reason
+    assert [c.source for c in catalog.connectors] == [first]
+
+
+def test_colliding_tool_names_refuse_the_later_connector(tmp_path: Path) -> None:
+    # a + b_c and a_b + c both make the tool name a_b_c.
+    first = write(tmp_path, "a.yaml", manifest("a", operations=[operation("x"), operation("b_c")]))
+    second = write(tmp_path, "a_b.yaml", manifest("a_b", operations=[operation("c")]))
+    write(tmp_path, "b.yaml", manifest("b"))
+    catalog = load_catalog([tmp_path])
+    fault = only_fault(catalog)
+    assert fault.file == second
+    assert fault.json_path == "$.operations[0].name"
+    assert fault.reason == f"tool name 'a_b_c' is already used by {first}"
+    assert names(catalog) == ["a", "b"]
+
+
+def test_a_refused_connector_does_not_claim_its_names(tmp_path: Path) -> None:
+    # The first file is refused (bad operation) after its name was read; the second may still use the name.
+    write(tmp_path, "1.yaml", manifest("demo", operations=[operation(), operation()]))
+    good = write(tmp_path, "2.yaml", manifest("demo"))
+    catalog = load_catalog([tmp_path])
+    assert only_fault(catalog).file == tmp_path / "1.yaml"
+    assert [c.source for c in catalog.connectors] == [good]
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def test_path_parameters_are_always_required(tmp_path: Path) -> None:
+    params = [
+        {"name": "item_id", "in": "path", "required": False, "schema": {"type": "integer"}},
+        {"name": "kind", "in": "path"},
+        {"name": "q", "in": "query"},
+        {"name": "limit", "in": "query", "required": True},
+        {"name": "X-Trace", "in": "header", "required": False},
+    ]
+    write(tmp_path, "demo.yaml", manifest(operations=[operation(path="/items/{kind}/{item_id}", parameters=params)]))
+    catalog = load_catalog([tmp_path])
+    assert catalog.faults == ()
+    parameters = catalog.connectors[0].operations[0].parameters
+    assert [(p.name, p.location, p.required) for p in parameters] == [
+        ("item_id", "path", True),
+        ("kind", "path", True),
+        ("q", "query", False),
+        ("limit", "query", True),
+        ("X-Trace", "header", False),
+    ]
+
+
+def test_same_parameter_name_in_different_locations_is_allowed(tmp_path: Path) -> None:
+    params = [{"name": "id", "in": "path"}, {"name": "id", "in": "query"}, {"name": "id", "in": "header"}]
+    write(tmp_path, "demo.yaml", manifest(operations=[operation(path="/items/{id}", parameters=params)]))
+    catalog = load_catalog([tmp_path])
+    assert catalog.faults == ()
+    assert [p.location for p in catalog.connectors[0].operations[0].parameters] == ["path", "query", "header"]
+
+
+def test_parameter_schema_with_local_defs_is_accepted(tmp_path: Path) -> None:
+    schema = {"$ref": "#/$defs/State", "$defs": {"State": {"type": "string", "enum": ["open", "closed"]}}}
+    write(
+        tmp_path,
+        "demo.yaml",
+        manifest(operations=[operation(parameters=[{"name": "state", "in": "query", "schema": schema}])]),
+    )
+    catalog = load_catalog([tmp_path])
+    assert catalog.faults == ()
+
+
+# ------------------------------------------------------------------ nothing escapes load_catalog
+
+
+def test_many_faulty_manifests_never_raise(tmp_path: Path) -> None:
+    write(tmp_path, "binary.yaml", bytes(range(256)))
+    write(tmp_path, "latin1.yml", "name: caf\xe9\n".encode("latin-1"))
+    write(tmp_path, "nul.json", b"\x00\x00\x00")
+    write(tmp_path, "recursive.yaml", "name: r\nbase_url: https://x.io\nheaders: &h {X: *h}\noperations: []\n")
+    write(
+        tmp_path,
+        "date.yaml",
+        "name: d\nbase_url: https://x.io\ntimeout: 2020-01-01\noperations: [{name: a, method: GET, path: /}]\n",
+    )
+    write(tmp_path, "nulls.yaml", "name: n\nbase_url: https://x.io\noperations: [null]\nauth: null\n")
+    write(tmp_path, "deep.json", "[" * 5000 + "]" * 5000)
+    write(tmp_path, "tag.yaml", "!!python/object/apply:os.system ['echo pwned']\n")
+    write(tmp_path, "ok.yaml", manifest("ok"))
+    catalog = load_catalog([tmp_path])
+    assert names(catalog) == ["ok"]
+    assert sorted(f.file.name for f in catalog.faults) == [
+        "binary.yaml",
+        "date.yaml",
+        "deep.json",
+        "latin1.yml",
+        "nul.json",
+        "nulls.yaml",
+        "recursive.yaml",
+        "tag.yaml",
+    ]
+    for fault in catalog.faults:
+        assert_one_line(fault.reason)
