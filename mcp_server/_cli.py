@@ -20,8 +20,8 @@ from mcp_server._errors import ToolError, UnknownTool, VaultError
 from mcp_server._logging import configure_logging
 from mcp_server._rest import TOOL_FORMATS
 from mcp_server._server import DEFAULT_PAGE_SIZE
-from mcp_server._version import server_version
 from mcp_server._vault import validate_secret_name
+from mcp_server._version import server_version
 
 DESCRIPTION = """\
 Serve API connectors as MCP tools. Every operation of every connector manifest
@@ -54,7 +54,9 @@ def _add_common(parser: argparse.ArgumentParser, *, tools: bool = True) -> None:
             default=[],
             help=f"manifest directory (repeatable; default: ${ENV_TOOLS} or the bundled tools/)",
         )
-    parser.add_argument("--vault", metavar="FILE", type=Path, help=f"vault file (default: ${ENV_VAULT} or user data dir)")
+    parser.add_argument(
+        "--vault", metavar="FILE", type=Path, help=f"vault file (default: ${ENV_VAULT} or user data dir)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Invoke one tool once and print its result as JSON. Exit status 1 if the tool failed.",
     )
     call.add_argument("tool", help="tool name, e.g. github_get_user")
-    call.add_argument("--args", default="{}", metavar="JSON", help='arguments as a JSON object, e.g. \'{"username": "x"}\'')
+    call.add_argument(
+        "--args", default="{}", metavar="JSON", help='arguments as a JSON object, e.g. \'{"username": "x"}\''
+    )
     _add_common(call)
 
     validate = commands.add_parser("validate", help="check manifests; exit 1 on any fault")

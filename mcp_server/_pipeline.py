@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx2
 
@@ -89,12 +89,14 @@ def _looks_like_json(content_type: str, body: bytes) -> bool:
 
 def _upstream_message(parsed: Any) -> str | None:
     """The human sentence most APIs put in their error body (`message`, `error.message`, `error`)."""
-    if isinstance(parsed, dict):
-        for candidate in (parsed.get("message"), parsed.get("error_description"), parsed.get("error")):  # pyright: ignore[reportUnknownMemberType]
-            if isinstance(candidate, str) and candidate:
-                return candidate[:300]
-            if isinstance(candidate, dict) and isinstance(candidate.get("message"), str):  # pyright: ignore[reportUnknownMemberType]
-                return str(candidate["message"])[:300]  # pyright: ignore[reportUnknownArgumentType]
+    if not isinstance(parsed, dict):
+        return None
+    body = cast(dict[str, Any], parsed)
+    for candidate in (body.get("message"), body.get("error_description"), body.get("error")):
+        if isinstance(candidate, dict):
+            candidate = cast(dict[str, Any], candidate).get("message")
+        if isinstance(candidate, str) and candidate:
+            return candidate[:300]
     return None
 
 
@@ -294,7 +296,9 @@ class Pipeline:
         if status == 401:
             raise AuthFailed(f"{message}. The stored credential was rejected; check it and store it again.", **details)
         if status == 429:
-            raise RateLimited(f"{message}. Retry after {retry_after or 'a while'} s.", retry_after=retry_after, **details)
+            raise RateLimited(
+                f"{message}. Retry after {retry_after or 'a while'} s.", retry_after=retry_after, **details
+            )
         raise UpstreamError(message, **details)
 
     def _trimmed_body(self, parsed: Any, text: str, is_json: bool) -> Any:

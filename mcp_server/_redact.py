@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -84,7 +84,7 @@ class InFlightSecrets:
         self._redactor = Redactor(())
 
     @contextmanager
-    def holding(self, secrets: Iterable[str]) -> Iterator[None]:
+    def holding(self, secrets: Iterable[str]) -> Generator[None]:
         held = [s for s in secrets if len(s) >= MIN_SECRET_LENGTH]
         if not held:
             yield

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -114,10 +114,9 @@ class RestApi:
             return payload
         if payload is not None and not isinstance(payload, dict):
             return rest_error(400, "bad_request", "Body must be a JSON object")
-        client = (payload or {}).get("client", {})
+        client: Any = cast(dict[str, Any], payload or {}).get("client", {})
         if not isinstance(client, dict) or not all(
-            isinstance(client.get(k, ""), str)  # pyright: ignore[reportUnknownMemberType]
-            for k in ("name", "version")
+            isinstance(cast(dict[str, Any], client).get(k, ""), str) for k in ("name", "version")
         ):
             return rest_error(400, "bad_request", '"client" must be {"name": str, "version": str}')
         return JSONResponse(
@@ -139,16 +138,15 @@ class RestApi:
         payload = await _json_body(request)
         if isinstance(payload, Response):
             return payload
-        if not isinstance(payload, dict) or not isinstance(payload.get("tool"), str):  # pyright: ignore[reportUnknownMemberType]
+        request_body = cast(dict[str, Any], payload) if isinstance(payload, dict) else {}
+        tool_name = request_body.get("tool")
+        if not isinstance(tool_name, str):
             return rest_error(400, "bad_request", 'Body must be {"tool": str, "parameters": object}')
-        tool_name: str = payload["tool"]
-        parameters = payload.get("parameters", {})  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-        if parameters is None:
-            parameters = {}
+        parameters: Any = request_body.get("parameters") or {}
         if not isinstance(parameters, dict):
             return rest_error(400, "bad_request", '"parameters" must be a JSON object')
         try:
-            outcome = await self._pipeline.invoke(tool_name, parameters)  # pyright: ignore[reportUnknownArgumentType]
+            outcome = await self._pipeline.invoke(tool_name, cast(dict[str, Any], parameters))
         except UnknownTool as exc:
             return rest_error(404, "not_found", exc.message, tool=tool_name)
         if isinstance(outcome, ToolError):

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server._config import LOOPBACK_HOSTS
 
-WILDCARD_BINDS = ("0.0.0.0", "::", "")
+WILDCARD_BINDS = ("0.0.0.0", "::", "")  # noqa: S104 - recognising a wildcard bind, not binding one
 
 
 def _hostname(host_header: str) -> str | None:
@@ -36,7 +36,9 @@ class HostOriginGuard:
     when listed in `extra_origins`, or when it is http(s) on an allowed host name.
     """
 
-    def __init__(self, app: ASGIApp, *, bind_host: str, extra_hosts: Iterable[str], extra_origins: Iterable[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, bind_host: str, extra_hosts: Iterable[str], extra_origins: Iterable[str]
+    ) -> None:
         self.app = app
         hosts = {*LOOPBACK_HOSTS, *(h.lower() for h in extra_hosts)}
         if bind_host not in WILDCARD_BINDS:

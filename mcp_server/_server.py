@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
@@ -32,10 +32,10 @@ def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:
     if not outcome.is_json:
         return types.CallToolResult(content=[types.TextContent(type="text", text=outcome.text)])
     value: Any = outcome.value
-    structured = value if isinstance(value, dict) else {"result": value}
+    structured = cast(dict[str, Any], value) if isinstance(value, dict) else {"result": value}
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=outcome.text)],
-        structured_content=structured,  # pyright: ignore[reportUnknownArgumentType]
+        structured_content=structured,
     )
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp_types import TextContent
+from mcp_types import CallToolResult, TextContent
 
 from tests._upstream import FakeUpstream
 from tests.conftest import ALL_SECRETS, API_KEY, SECRET
@@ -16,8 +16,8 @@ from tests.conftest import ALL_SECRETS, API_KEY, SECRET
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def text_of(result: object) -> str:
-    content = getattr(result, "content")
+def text_of(result: CallToolResult) -> str:
+    content = result.content
     return "".join(block.text for block in content if isinstance(block, TextContent))
 
 

@@ -91,7 +91,13 @@ class FakeUpstream:
         return JSONResponse({"message": "no such route"}, status_code=404)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])])
+        return Starlette(
+            routes=[
+                Route(
+                    "/{path:path}", self._handle, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+                )
+            ]
+        )
 
 
 def free_port() -> int:

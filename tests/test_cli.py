@@ -94,7 +94,9 @@ def test_call_failures(server_env: dict[str, str]) -> None:
 
 def test_validate_reports_faults_and_exit_code(server_env: dict[str, str], tools_dir: Path) -> None:
     assert run(server_env, "validate").returncode == 0
-    (tools_dir / "broken.yaml").write_text("name: broken\nbase_url: ftp://x\noperations: [{name: a, method: GET, path: /a}]\n")
+    (tools_dir / "broken.yaml").write_text(
+        "name: broken\nbase_url: ftp://x\noperations: [{name: a, method: GET, path: /a}]\n"
+    )
     result = run(server_env, "validate")
     assert result.returncode == 1
     assert "broken.yaml" in result.stdout and "$.base_url" in result.stdout
