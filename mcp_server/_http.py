@@ -1,4 +1,4 @@
-"""The HTTP application: Streamable HTTP at /mcp, legacy SSE at /sse + /messages/, the REST façade, /health."""
+"""The HTTP app: Streamable HTTP at /mcp, legacy SSE at /sse + /messages/, the REST façade, /health, /metrics."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from mcp_server._config import Settings
+from mcp_server._metrics import CONTENT_TYPE_LATEST
 from mcp_server._model import Catalog
 from mcp_server._pipeline import Pipeline
 from mcp_server._rest import RestApi, rest_error
@@ -77,6 +78,9 @@ def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> 
             }
         )
 
+    async def metrics(request: Request) -> Response:
+        return Response(pipeline.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
         async with pipeline, session_manager.run():
@@ -87,6 +91,7 @@ def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> 
         Route("/sse", endpoint=_SseEndpoint(server, sse_transport)),
         Mount("/messages/", app=sse_transport.handle_post_message),
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *rest.routes(),
     ]
     return Starlette(

@@ -32,6 +32,7 @@ from mcp_server._errors import (
     UpstreamUnreachable,
     VaultError,
 )
+from mcp_server._metrics import CallMetrics
 from mcp_server._model import BasicAuth, Connector
 from mcp_server._redact import IN_FLIGHT, Redactor
 from mcp_server._registry import Registry, ToolSpec
@@ -110,11 +111,13 @@ class Pipeline:
         *,
         environ: Mapping[str, str],
         limits: PipelineLimits | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
         self.registry = registry
         self._secrets = secrets
         self._environ = environ
         self._limits = limits or PipelineLimits()
+        self.metrics = metrics or CallMetrics()
         self._clients: dict[str, httpx2.AsyncClient] = {}
         self._refs: dict[str, tuple[ValueRef, ...]] = {}
 
@@ -155,11 +158,13 @@ class Pipeline:
         except Exception:
             logger.exception("tool %s failed unexpectedly", name)
             outcome = InternalToolError("Internal error while running the tool; the server log has the details.")
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
         if isinstance(outcome, ToolSuccess):
-            logger.info("call %s ok status=%d %.1fms", name, outcome.status, elapsed_ms)
+            self.metrics.observe(name, "ok", elapsed)
+            logger.info("call %s ok status=%d %.1fms", name, outcome.status, elapsed * 1000)
         else:
-            logger.info("call %s failed code=%s %.1fms", name, outcome.error_code, elapsed_ms)
+            self.metrics.observe(name, outcome.error_code, elapsed)
+            logger.info("call %s failed code=%s %.1fms", name, outcome.error_code, elapsed * 1000)
         return outcome
 
     async def _run(self, tool: ToolSpec, arguments: Mapping[str, Any]) -> ToolSuccess:

@@ -41,8 +41,22 @@ def test_health(http_server: ServerProcess) -> None:
     assert body["manifest_faults"] == 0
 
 
+def test_metrics_count_calls_by_tool_and_outcome(http_server: ServerProcess, upstream: FakeUpstream) -> None:
+    httpx2.post(f"{http_server.url}/v1/invoke", json={"tool": "noauth_whoami"})
+    httpx2.post(f"{http_server.url}/v1/invoke", json={"tool": "echo_fail", "parameters": {"code": 500}})
+    httpx2.post(f"{http_server.url}/v1/invoke", json={"tool": "never_registered_tool"})
+    response = httpx2.get(f"{http_server.url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'mcp_connectors_tool_calls_total{outcome="ok",tool="noauth_whoami"} 1.0' in text
+    assert 'mcp_connectors_tool_calls_total{outcome="UPSTREAM_ERROR",tool="echo_fail"} 1.0' in text
+    assert "never_registered_tool" not in text
+    assert_no_secret(text)
+
+
 def test_foreign_host_is_refused_on_every_route(http_server: ServerProcess) -> None:
-    for path in ("/mcp", "/sse", "/v1/tools", "/health"):
+    for path in ("/mcp", "/sse", "/v1/tools", "/health", "/metrics"):
         response = httpx2.get(f"{http_server.url}{path}", headers={"Host": "evil.example:80"})
         assert response.status_code == 421, path
         assert response.json()["error"] == "bad_request"
