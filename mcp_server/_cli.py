@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -127,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+logger = logging.getLogger("mcp_server")
+
+
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return Settings.resolve(
         environ=os.environ, tools_dirs=getattr(args, "tools", []), vault_path=args.vault, **overrides
@@ -175,9 +179,7 @@ def _check_vault(app: Application) -> None:
     try:
         open_vault(app.settings).check()
     except VaultError as exc:
-        import logging
-
-        logging.getLogger("mcp_server").error("%s", exc.message)
+        logger.error("%s", exc.message)
 
 
 def _cmd_tools(args: argparse.Namespace) -> int:
