@@ -73,7 +73,7 @@ Outcome = ToolSuccess | ToolError
 def _retry_after_seconds(value: str | None) -> int | None:
     if not value:
         return None
-    if value.strip().isdigit():
+    if value.strip().isascii() and value.strip().isdigit():  # isdigit() alone accepts "²", which int() refuses
         return int(value.strip())
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -122,6 +122,9 @@ def build_request(
         text = value_of(ref)
         if has_control_characters(text):
             raise ValueError(f"{ref.describe()} contains a line break or another control character")
+        if not text.isascii():
+            # The HTTP client encodes header values as ASCII; anything else would fail mid-send.
+            raise ValueError(f"{ref.describe()} contains non-ASCII characters, which a header cannot carry")
         return text
 
     # Parameters are keyed by (location, original name); the argument names are the tool's.

@@ -58,7 +58,11 @@ class HostOriginGuard:
         origin = origin.rstrip("/").lower()
         if origin in self.allowed_origins:
             return True
-        parsed = urlsplit(origin)
+        try:
+            parsed = urlsplit(origin)
+            _ = parsed.port  # raises on a non-numeric or out-of-range port
+        except ValueError:  # `http://[::1` and the like: refused, not a 500
+            return False
         return parsed.scheme in ("http", "https") and (parsed.hostname or "") in self.allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
