@@ -155,9 +155,6 @@ class Pipeline:
             outcome: Outcome = await self._run(tool, arguments or {})
         except ToolError as error:
             outcome = error
-        except Exception:
-            logger.exception("tool %s failed unexpectedly", name)
-            outcome = InternalToolError("Internal error while running the tool; the server log has the details.")
         elapsed = time.perf_counter() - started
         if isinstance(outcome, ToolSuccess):
             self.metrics.observe(name, "ok", elapsed)
@@ -170,18 +167,26 @@ class Pipeline:
     async def _run(self, tool: ToolSpec, arguments: Mapping[str, Any]) -> ToolSuccess:
         tool.validate(arguments)
         resolved = self._resolve(tool)
-        redactor = Redactor(self._sensitive_values(tool.connector, resolved))
-        try:
-            request = build_request(tool.connector, tool.operation, tool.bindings, arguments, resolved)
-        except ValueError as exc:
-            raise AuthMissing(redactor.text(str(exc))) from None
-        with IN_FLIGHT.holding(resolved.values()):
+        sensitive = self._sensitive_values(tool.connector, resolved)
+        redactor = Redactor(sensitive)
+        # Everything after resolution runs with the secrets registered, so even the traceback
+        # of an unexpected failure is scrubbed before it reaches a log handler.
+        with IN_FLIGHT.holding(sensitive):
             try:
+                try:
+                    request = build_request(tool.connector, tool.operation, tool.bindings, arguments, resolved)
+                except ValueError as exc:
+                    raise AuthMissing(redactor.text(str(exc))) from None
                 return await self._send(tool, request, redactor)
             except ToolError as error:
                 error.args = (redactor.text(error.message),)
                 error.details = redactor.value(error.details)
                 raise
+            except Exception:
+                logger.exception("tool %s failed unexpectedly", tool.name)
+                raise InternalToolError(
+                    "Internal error while running the tool; the server log has the details."
+                ) from None
 
     def _resolve(self, tool: ToolSpec) -> dict[ValueRef, str]:
         refs = self._refs.get(tool.name)
@@ -269,7 +274,7 @@ class Pipeline:
     ) -> ToolSuccess:
         try:
             text = body.decode(encoding, errors="replace")
-        except LookupError:
+        except (LookupError, UnicodeError):  # unknown charset, or a codec such as idna that cannot replace
             text = body.decode("utf-8", errors="replace")
         parsed: Any = None
         is_json = False

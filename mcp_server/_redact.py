@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Generator, Iterable
@@ -22,14 +23,22 @@ MIN_SECRET_LENGTH = 4
 """Shorter values are not redacted: scrubbing every "abc" would mangle results and protect nothing."""
 
 
+def _lower_hex(quoted: str) -> str:
+    """`%2F` → `%2f`: percent-encoding is case-insensitive and some servers echo it lower-cased."""
+    return re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), quoted)
+
+
 def _variants(secret: str) -> set[str]:
     """The forms a secret takes on the wire: as is, URL-encoded, JSON-escaped, base64."""
+    quoted = quote(secret, safe="")
     forms = {
         secret,
-        quote(secret, safe=""),
+        quoted,
+        _lower_hex(quoted),
         quote_plus(secret, safe=""),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),  # JSON encoders that escape the solidus (PHP's)
         base64.b64encode(secret.encode()).decode(),
     }
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}

@@ -530,6 +530,7 @@ async def test_secondary_rate_limit(pipeline: Pipeline, github: FakeGitHub) -> N
         ("github_create_issue", {"owner": "o", "repo": "r"}, "$"),
         ("github_create_issue_comment", {"owner": "o", "repo": "r", "issue_number": 1, "body": ""}, "$.body"),
         ("github_list_issues", {"owner": "o", "repo": "r", "state": "merged"}, "$.state"),
+        ("github_list_issues", {"owner": "o", "repo": "r", "since": "yesterday"}, "$.since"),
     ],
 )
 async def test_invalid_arguments_stay_local(

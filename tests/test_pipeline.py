@@ -47,6 +47,8 @@ class MoreUpstream(FakeUpstream):
         path = request.url.path
         self.raw_headers.append(list(request.headers.raw))
         auth = request.headers.get("authorization", "")
+        if path == "/idna-charset":
+            return Response(b"\xff\xfe not idna", media_type="text/plain; charset=idna")
         if path == "/array":
             return JSONResponse([1, "two", {"three": 3}])
         if path == "/retry-date":
@@ -96,7 +98,7 @@ def more(more_server: MoreUpstream) -> MoreUpstream:
 
 
 def more_manifest(base_url: str) -> str:
-    operations = ["array", "retry-date", "retry-odd", "big-error", "set-cookie", "nested"]
+    operations = ["array", "retry-date", "retry-odd", "big-error", "set-cookie", "nested", "idna-charset"]
     lines = [f"  - {{name: {op.replace('-', '_')}, method: GET, path: /{op}}}" for op in operations]
     return (
         f"name: more\nbase_url: {base_url}\nauth: {{type: bearer, token: {{secret: echo_token}}}}\ntimeout: 5\n"
@@ -201,6 +203,11 @@ async def test_empty_204(pipeline: Pipeline, upstream: FakeUpstream) -> None:
     result = ok(await pipeline.invoke("echo_empty", None))
     assert result.status == 204
     assert result.value is None and result.is_json
+
+
+async def test_unusable_charset_falls_back_to_utf8(pipeline: Pipeline) -> None:
+    success = ok(await pipeline.invoke("more_idna_charset", {}))
+    assert success.text.endswith(" not idna")
 
 
 async def test_text_plain(pipeline: Pipeline, upstream: FakeUpstream) -> None:

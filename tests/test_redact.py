@@ -32,8 +32,10 @@ TRICKY = 'p@ss w/rd+"quote"&é=1'
         json.dumps(TRICKY)[1:-1],
         json.dumps(TRICKY, ensure_ascii=False)[1:-1],
         base64.b64encode(TRICKY.encode()).decode(),
+        quote(TRICKY, safe="").lower(),
+        json.dumps(TRICKY)[1:-1].replace("/", "\\/"),
     ],
-    ids=["raw", "quote", "quote_plus", "json_ascii", "json_unicode", "base64"],
+    ids=["raw", "quote", "quote_plus", "json_ascii", "json_unicode", "base64", "quote_lower_hex", "json_solidus"],
 )
 def test_every_wire_form_is_redacted(form: str) -> None:
     redactor = Redactor([TRICKY])
