@@ -107,10 +107,11 @@ def free_port() -> int:
 
 
 class UpstreamThread:
-    """Runs a `FakeUpstream` with uvicorn in a daemon thread for the test session."""
+    """Runs a `FakeUpstream` (or a subclass with more routes) with uvicorn in a daemon thread."""
 
-    def __init__(self) -> None:
-        self.upstream = FakeUpstream(port=free_port())
+    def __init__(self, upstream: FakeUpstream | None = None) -> None:
+        self.upstream = upstream or FakeUpstream()
+        self.upstream.port = free_port()
         config = uvicorn.Config(self.upstream.app(), host="127.0.0.1", port=self.upstream.port, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

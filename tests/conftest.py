@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -160,6 +161,14 @@ def server_env(vault_path: Path, tools_dir: Path) -> dict[str, str]:
         }
     )
     return env
+
+
+def server_command() -> tuple[str, list[str]]:
+    """The installed `mcp-connectors serve` script, as desktop clients launch it; `python -m` as a fallback."""
+    script = shutil.which("mcp-connectors", path=str(Path(sys.executable).parent))
+    if script is not None:
+        return script, ["serve"]
+    return sys.executable, ["-m", "mcp_server", "serve"]
 
 
 @dataclass

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,8 +20,8 @@ from mcp_server._errors import ToolError
 from mcp_server._pipeline import Outcome, Pipeline, ToolSuccess
 from mcp_server._registry import Registry
 from mcp_server._vault import Vault
-from tests._upstream import FakeUpstream, Recorded, UpstreamThread, free_port
-from tests.conftest import PASSPHRASE
+from tests._upstream import FakeUpstream, Recorded, UpstreamThread
+from tests.conftest import PASSPHRASE, server_command
 
 BUNDLED_MANIFEST = Path(__file__).resolve().parents[1] / "tools" / "github.yaml"
 GH_TOKEN = "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngOnly0123"
@@ -238,18 +234,9 @@ class FakeGitHub(FakeUpstream):
                 return gh_error(404, "Not Found")
 
 
-class FakeGitHubThread(UpstreamThread):
-    def __init__(self, upstream: FakeUpstream) -> None:
-        upstream.port = free_port()
-        self.upstream = upstream
-        config = uvicorn.Config(upstream.app(), host="127.0.0.1", port=upstream.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-
 @pytest.fixture(scope="module")
 def github_server() -> Iterator[FakeGitHub]:
-    thread = FakeGitHubThread(FakeGitHub())
+    thread = UpstreamThread(FakeGitHub())
     started = thread.start()
     assert isinstance(started, FakeGitHub)
     yield started
@@ -544,17 +531,10 @@ async def test_invalid_arguments_stay_local(
 # ------------------------------------------------------------------ the listing, through the real stdio command
 
 
-def _command() -> tuple[str, list[str]]:
-    script = shutil.which("mcp-connectors", path=str(Path(sys.executable).parent))
-    if script is not None:
-        return script, ["serve"]
-    return sys.executable, ["-m", "mcp_server", "serve"]
-
-
 async def test_stdio_lists_the_github_tools(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_CONNECTORS_")}
     env.update({"MCP_CONNECTORS_VAULT": str(tmp_path / "vault.json"), "MCP_CONNECTORS_VAULT_KEY": PASSPHRASE})
-    command, args = _command()
+    command, args = server_command()
     async with Client(StdioServerParameters(command=command, args=args, env=env)) as client:
         listing = await client.list_tools()
     tools = {tool.name: tool for tool in listing.tools if tool.name.startswith("github_")}

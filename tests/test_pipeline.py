@@ -7,7 +7,6 @@ import base64
 import email.utils
 import json
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from urllib.parse import quote, quote_plus
 
 import httpx2
 import pytest
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -27,7 +25,7 @@ from mcp_server._pipeline import Outcome, Pipeline, ToolSuccess
 from mcp_server._registry import Registry
 from mcp_server._vault import Vault
 from mcp_server._version import server_version
-from tests._upstream import FakeUpstream, UpstreamThread, free_port
+from tests._upstream import FakeUpstream, UpstreamThread
 from tests.conftest import ALL_SECRETS, API_KEY, ENV_SECRET, PASSPHRASE, PASSWORD, SECRET
 
 # ------------------------------------------------------------------ an upstream with a few more behaviours
@@ -70,20 +68,9 @@ class MoreUpstream(FakeUpstream):
         return await super()._handle(request)
 
 
-class MoreUpstreamThread(UpstreamThread):
-    """`UpstreamThread`, serving a `FakeUpstream` subclass instead of the shared one."""
-
-    def __init__(self, upstream: FakeUpstream) -> None:
-        upstream.port = free_port()
-        self.upstream = upstream
-        config = uvicorn.Config(upstream.app(), host="127.0.0.1", port=upstream.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-
 @pytest.fixture(scope="module")
 def more_server() -> Iterator[MoreUpstream]:
-    thread = MoreUpstreamThread(MoreUpstream())
+    thread = UpstreamThread(MoreUpstream())
     started = thread.start()
     assert isinstance(started, MoreUpstream)
     yield started

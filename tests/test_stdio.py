@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
@@ -11,17 +9,11 @@ from mcp.client.stdio import stdio_client
 
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import FakeUpstream
-
-
-def _command() -> tuple[str, list[str]]:
-    script = shutil.which("mcp-connectors", path=str(Path(sys.executable).parent))
-    if script is not None:
-        return script, ["serve"]
-    return sys.executable, ["-m", "mcp_server", "serve"]
+from tests.conftest import server_command
 
 
 async def test_stdio(server_env: dict[str, str], upstream: FakeUpstream, tmp_path: Path) -> None:
-    command, args = _command()
+    command, args = server_command()
     params = StdioServerParameters(command=command, args=args, env=server_env)
     log_path = tmp_path / "stderr.log"
     with log_path.open("w") as errlog:
@@ -33,7 +25,7 @@ async def test_stdio(server_env: dict[str, str], upstream: FakeUpstream, tmp_pat
 
 
 async def test_stdio_modern_protocol(server_env: dict[str, str], upstream: FakeUpstream) -> None:
-    command, args = _command()
+    command, args = server_command()
     params = StdioServerParameters(command=command, args=args, env=server_env)
     async with Client(params) as client:
         assert client.protocol_version == "2026-07-28"
