@@ -9,7 +9,6 @@ that manifest; the catalog keeps every other connector.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from mcp_server._model import (
+    PATH_PLACEHOLDER,
     ApiKeyAuth,
     Auth,
     BasicAuth,
@@ -40,7 +40,6 @@ from mcp_server._violations import violations
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_TOOL_NAME_LENGTH = 64
-_PATH_TEMPLATE = re.compile(r"\{([^{}]+)\}")
 
 
 class _Fault(Exception):
@@ -219,7 +218,7 @@ def _build_operation(raw: Mapping[str, Any], json_path: str) -> Operation:
                 explode=item.get("explode"),
             )
         )
-    placeholders = _PATH_TEMPLATE.findall(raw["path"])
+    placeholders = PATH_PLACEHOLDER.findall(raw["path"])
     path_params = {p.name for p in parameters if p.location == "path"}
     for placeholder in placeholders:
         if placeholder not in path_params:

@@ -6,6 +6,7 @@ JSON Schema fragments stay plain dicts because validators and clients consume th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from mcp_server._secrets import ValueRef
 
 ParameterLocation = Literal["path", "query", "header", "cookie"]
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+PATH_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+"""`{name}` in an operation path; the catalog checks them, the request builder expands them."""
 JSON_CONTENT_TYPE = "application/json"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 

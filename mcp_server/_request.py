@@ -23,7 +23,6 @@ never the value.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any, Literal
 from mcp_server._errors import InvalidArguments
 from mcp_server._model import (
     FORM_CONTENT_TYPE,
+    PATH_PLACEHOLDER,
     ApiKeyAuth,
     Auth,
     BasicAuth,
@@ -57,7 +57,6 @@ from mcp_server._serialize import (
 
 BindingLocation = Literal["path", "query", "header", "cookie", "body_property", "body"]
 
-_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 # Segments a URL normaliser collapses: `/items/..` would be sent as `/`.
 _UNSAFE_SEGMENTS = frozenset({"", ".", ".."})
 _PARAMETER_LOCATIONS = frozenset({"path", "query", "header", "cookie"})
@@ -155,7 +154,7 @@ def build_request(
             else:
                 cookies += serialize_cookie(parameter, value)
 
-    path = _PLACEHOLDER.sub(lambda m: path_values.get(m.group(1), m.group(0)), operation.path)
+    path = PATH_PLACEHOLDER.sub(lambda m: path_values.get(m.group(1), m.group(0)), operation.path)
     auth = connector.auth
 
     headers = _Headers()
