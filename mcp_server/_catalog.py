@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +27,8 @@ from mcp_server._model import (
     BasicAuth,
     BearerAuth,
     Body,
+    BreakerPolicy,
+    CallPolicy,
     Catalog,
     Connector,
     HeadersAuth,
@@ -33,6 +36,8 @@ from mcp_server._model import (
     NoAuth,
     Operation,
     Parameter,
+    RateLimit,
+    Timeouts,
 )
 from mcp_server._resources import bundled_dir
 from mcp_server._secrets import ValueRef
@@ -195,7 +200,28 @@ def _resolves(root: Mapping[str, Any], ref: str) -> bool:
     return True
 
 
-def _build_operation(raw: Mapping[str, Any], json_path: str) -> Operation:
+def _merge_policy(raw: Mapping[str, Any], base: CallPolicy) -> CallPolicy:
+    """`base` with the policy keys of a manifest or operation object applied on top.
+
+    `timeout: N` is shorthand for a read timeout and a whole-call deadline of N seconds
+    (connect capped at N too); the finer `timeouts:` object wins over it.
+    """
+    timeouts = base.timeouts
+    if "timeout" in raw:
+        seconds = float(raw["timeout"])
+        timeouts = Timeouts(connect=min(timeouts.connect, seconds), read=seconds, total=seconds)
+    if "timeouts" in raw:
+        timeouts = replace(timeouts, **{k: float(v) for k, v in raw["timeouts"].items()})
+    retry = replace(base.retry, **raw["retry"]) if "retry" in raw else base.retry
+    return CallPolicy(
+        timeouts=timeouts,
+        retry=retry,
+        max_response_bytes=int(raw.get("max_response_bytes", base.max_response_bytes)),
+        max_result_chars=int(raw.get("max_result_chars", base.max_result_chars)),
+    )
+
+
+def _build_operation(raw: Mapping[str, Any], json_path: str, connector_policy: CallPolicy) -> Operation:
     parameters: list[Parameter] = []
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(raw.get("parameters", [])):
@@ -245,13 +271,14 @@ def _build_operation(raw: Mapping[str, Any], json_path: str) -> Operation:
         parameters=tuple(parameters),
         body=body,
         headers=_value_map(raw.get("headers")),
-        timeout=raw.get("timeout"),
         annotations=dict(raw.get("annotations", {})),
+        policy=_merge_policy(raw, connector_policy),
     )
 
 
 def _build_connector(manifest: Mapping[str, Any], path: Path) -> Connector:
     name = manifest["name"]
+    policy = _merge_policy(manifest, CallPolicy())
     operations: list[Operation] = []
     seen: set[str] = set()
     for index, raw in enumerate(manifest["operations"]):
@@ -265,7 +292,7 @@ def _build_connector(manifest: Mapping[str, Any], path: Path) -> Connector:
                 f"{json_path}.name",
                 f"tool name {tool_name!r} is {len(tool_name)} characters; the limit is {MAX_TOOL_NAME_LENGTH}",
             )
-        operations.append(_build_operation(raw, json_path))
+        operations.append(_build_operation(raw, json_path, policy))
     return Connector(
         name=name,
         base_url=manifest["base_url"].rstrip("/"),
@@ -274,7 +301,10 @@ def _build_connector(manifest: Mapping[str, Any], path: Path) -> Connector:
         description=manifest.get("description"),
         auth=_build_auth(manifest.get("auth")),
         headers=_value_map(manifest.get("headers")),
-        timeout=float(manifest.get("timeout", 30.0)),
+        policy=policy,
+        rate_limit=RateLimit(**manifest["rate_limit"]) if "rate_limit" in manifest else None,
+        breaker=BreakerPolicy(**manifest.get("circuit_breaker", {})),
+        allow_networks=tuple(manifest.get("network", {}).get("allow", ())),
         source=path,
     )
 

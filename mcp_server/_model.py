@@ -87,6 +87,64 @@ class Body:
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. `total` bounds the whole call, retries and waits included; `read` is per chunk received."""
+
+    connect: float = 10.0
+    read: float = 30.0
+    total: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3
+    """Upper bound on attempts, the first included; 1 disables retries."""
+    backoff_base: float = 0.25
+    """Full jitter: attempt n sleeps uniform(0, min(backoff_max, backoff_base * 2**n))."""
+    backoff_max: float = 8.0
+    retry_after_cap: float = 30.0
+    """A `Retry-After`/`X-RateLimit-Reset` longer than this is not waited for: the call fails with RATE_LIMITED."""
+    idempotency_header: str | None = None
+    """When set (e.g. `Idempotency-Key`), POST/PATCH are retried too, with one fresh key per tool call."""
+    budget_ratio: float = 0.2
+    """Retries per connector stay under this share of its first attempts (plus a small floor)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """How one operation's calls are sent: the connector's settings with the operation's overrides applied."""
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_response_bytes: int = 5 * 1024 * 1024
+    """Decoded body bytes read before the call fails with RESPONSE_TOO_LARGE."""
+    max_result_chars: int = 100_000
+    """Longer JSON results lose whole array items (with a note); longer text is cut (with a note)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: `requests` per `per_seconds`, bursts up to `burst`; callers wait at most `max_wait`."""
+
+    requests: int
+    per_seconds: float
+    burst: int | None = None
+    max_wait: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """Opens after `consecutive_failures`, or when `failure_ratio` of the last `window` calls failed
+    (once at least `min_calls` were seen); after `cooldown` seconds one probe call decides."""
+
+    consecutive_failures: int = 5
+    failure_ratio: float = 0.5
+    window: int = 20
+    min_calls: int = 10
+    cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     name: str
     method: HttpMethod
@@ -96,8 +154,8 @@ class Operation:
     parameters: tuple[Parameter, ...] = ()
     body: Body | None = None
     headers: Mapping[str, ValueRef] = field(default_factory=dict[str, ValueRef])
-    timeout: float | None = None
     annotations: Mapping[str, bool] = field(default_factory=dict[str, bool])
+    policy: CallPolicy = field(default_factory=CallPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +167,12 @@ class Connector:
     description: str | None = None
     auth: Auth = field(default_factory=NoAuth)
     headers: Mapping[str, ValueRef] = field(default_factory=dict[str, ValueRef])
-    timeout: float = 30.0
+    policy: CallPolicy = field(default_factory=CallPolicy)
+    """The connector-wide defaults; each operation carries its own merged copy."""
+    rate_limit: RateLimit | None = None
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    allow_networks: tuple[str, ...] = ()
+    """Private addresses (CIDRs or host names) this connector may reach besides its base URL's own host."""
     source: Path | None = None
 
 

@@ -229,7 +229,7 @@ class Pipeline:
 
     async def _send(self, tool: ToolSpec, request: PreparedRequest, redactor: Redactor) -> ToolSuccess:
         connector = tool.connector
-        timeout = tool.operation.timeout or connector.timeout
+        timeout = tool.operation.policy.timeouts.total
         label = connector.title or connector.name
         try:
             async with self._client(connector).stream(

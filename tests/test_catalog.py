@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mcp_server._catalog import _Fault, load_catalog, load_manifest
-from mcp_server._model import ApiKeyAuth, BearerAuth, Catalog, HeadersAuth, ManifestFault, NoAuth
+from mcp_server._model import ApiKeyAuth, BearerAuth, Catalog, HeadersAuth, ManifestFault, NoAuth, Timeouts
 from mcp_server._resources import bundled_dir
 from mcp_server._secrets import ValueRef
 
@@ -89,7 +89,7 @@ def test_bundled_tools_load_without_faults() -> None:
     assert github.base_url == "https://api.github.com"
     assert github.auth == BearerAuth(token=ValueRef("secret", "github_token"))
     assert github.headers["X-GitHub-Api-Version"] == ValueRef("literal", "2022-11-28")
-    assert github.timeout == 30.0
+    assert github.policy.timeouts.total == 30.0 and github.policy.timeouts.read == 30.0
     assert github.source == bundled_dir("tools") / "github.yaml"
 
 
@@ -142,10 +142,10 @@ def test_load_manifest_builds_the_model(tmp_path: Path) -> None:
         "Accept": ValueRef("literal", "application/json"),
         "X-Tenant": ValueRef("secret", "tenant"),
     }
-    assert connector.timeout == 12.0
+    assert connector.policy.timeouts.total == 12.0
     assert connector.source == path
     (op,) = connector.operations
-    assert (op.name, op.method, op.path, op.title, op.timeout) == ("create_item", "POST", "/items/{kind}", "Create", 3)
+    assert (op.name, op.method, op.path, op.title, op.policy.timeouts.total) == ("create_item", "POST", "/items/{kind}", "Create", 3)
     assert dict(op.annotations) == {"idempotentHint": True}
     (param,) = op.parameters
     assert (param.name, param.location, param.required, param.description) == ("kind", "path", True, "Kind.")
@@ -162,7 +162,7 @@ def test_defaults_when_optional_keys_are_absent(tmp_path: Path) -> None:
     )
     connector = load_manifest(path)
     assert connector.auth == NoAuth()
-    assert connector.timeout == 30.0
+    assert connector.policy.timeouts == Timeouts()
     assert dict(connector.headers) == {}
     (param,) = connector.operations[0].parameters
     assert param.schema == {"type": "string"}
