@@ -145,7 +145,13 @@ def test_load_manifest_builds_the_model(tmp_path: Path) -> None:
     assert connector.policy.timeouts.total == 12.0
     assert connector.source == path
     (op,) = connector.operations
-    assert (op.name, op.method, op.path, op.title, op.policy.timeouts.total) == ("create_item", "POST", "/items/{kind}", "Create", 3)
+    assert (op.name, op.method, op.path, op.title, op.policy.timeouts.total) == (
+        "create_item",
+        "POST",
+        "/items/{kind}",
+        "Create",
+        3,
+    )
     assert dict(op.annotations) == {"idempotentHint": True}
     (param,) = op.parameters
     assert (param.name, param.location, param.required, param.description) == ("kind", "path", True, "Kind.")
