@@ -13,6 +13,8 @@ else is a bug, logged with its traceback, and the client sees a generic message.
     │   ├── UpstreamUnreachable       UPSTREAM_UNREACHABLE (connect / protocol failure)
     │   ├── UpstreamTimeout           TIMEOUT
     │   ├── ResponseTooLarge          RESPONSE_TOO_LARGE
+    │   ├── CircuitOpen               CIRCUIT_OPEN         (breaker open: no upstream traffic)
+    │   ├── BlockedDestination        BLOCKED_DESTINATION  (SSRF guard refused the address)
     │   └── InternalToolError         INTERNAL_ERROR       (a bug; details are only in the log)
     ├── UnknownTool ──────────────── no such tool; JSON-RPC -32602 / REST 404
     └── VaultError ───────────────── the vault cannot be used as it is on disk
@@ -101,3 +103,15 @@ class InternalToolError(ToolError):
     """A bug, not an anticipated failure: the client gets this generic message, the log gets the traceback."""
 
     error_code = "INTERNAL_ERROR"
+
+
+class CircuitOpen(ToolError):
+    """The connector's circuit breaker is open: failing fast without upstream traffic."""
+
+    error_code = "CIRCUIT_OPEN"
+
+
+class BlockedDestination(ToolError):
+    """The request or a redirect would reach a loopback, private, link-local or metadata address."""
+
+    error_code = "BLOCKED_DESTINATION"
