@@ -33,5 +33,7 @@ def build_application(settings: Settings) -> Application:
         logger.error("manifest refused: %s", fault)
     registry = Registry.from_catalog(catalog)
     logger.info("loaded %d connectors, %d tools", len(catalog.connectors), len(registry))
-    pipeline = Pipeline(registry, open_vault(settings), environ=settings.environ)
+    pipeline = Pipeline(
+        registry, open_vault(settings), environ=settings.environ, allow_networks=settings.allow_networks
+    )
     return Application(settings, catalog, pipeline)

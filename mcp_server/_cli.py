@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="extra browser origin accepted, e.g. https://app.example.com (repeatable)",
     )
+    serve.add_argument(
+        "--allow-network",
+        action="append",
+        default=[],
+        metavar="CIDR|HOST",
+        help="private network or host every connector may reach, e.g. 10.0.0.0/8 (repeatable; "
+        "loopback, private and metadata addresses are refused otherwise, except a connector's own base URL host)",
+    )
     serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="tools per tools/list page")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     _add_common(serve)
@@ -150,6 +158,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         allowed_hosts=tuple(args.allow_host),
         allowed_origins=tuple(args.allow_origin),
+        allow_networks=tuple(args.allow_network),
         page_size=args.page_size,
     )
     app = build_application(settings)

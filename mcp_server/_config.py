@@ -49,6 +49,9 @@ class Settings:
     page_size: int = 500
     """Tools per `tools/list` page."""
 
+    allow_networks: tuple[str, ...] = ()
+    """Private networks (CIDR) or host names every connector may reach (the SSRF guard refuses them otherwise)."""
+
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     """Where `{env: NAME}` manifest values are read from."""
 

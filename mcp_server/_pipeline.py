@@ -1,6 +1,13 @@
 """One tool call, the same for every transport.
 
 validate → resolve credentials → build the request (pure) → send → shape the result.
+
+Sending behaves like a careful API gateway, per connector: a circuit breaker that
+fails fast while the upstream is down, a client-side token bucket, retries with
+full-jitter backoff on connect failures and 408/429/502/503/504 (idempotent methods
+only, or POST/PATCH when the connector declares an idempotency header) under a
+retry budget, and one deadline (`timeouts.total`) over all of it, waits included.
+
 Every anticipated failure comes back as a `ToolError` outcome; a bug becomes an
 `InternalToolError` whose details stay in the log. Only `UnknownTool` is raised,
 because each transport reports it differently (JSON-RPC error / HTTP 404).
@@ -8,101 +15,93 @@ because each transport reports it differently (JSON-RPC error / HTTP 404).
 
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
+import random
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from http import HTTPStatus
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol
 
+import anyio
 import httpx2
 
 from mcp_server._errors import (
-    AuthFailed,
     AuthMissing,
     InternalToolError,
-    RateLimited,
-    ResponseTooLarge,
     ToolError,
-    UpstreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
     VaultError,
 )
+from mcp_server._exchange import Exchange, RawResponse, TransportFailure, public_url
 from mcp_server._metrics import CallMetrics
-from mcp_server._model import BasicAuth, Connector
+from mcp_server._model import ApiKeyAuth, BasicAuth, BearerAuth, CallPolicy, Connector, HeadersAuth
+from mcp_server._netguard import DestinationPolicy
 from mcp_server._redact import IN_FLIGHT, Redactor
 from mcp_server._registry import Registry, ToolSpec
 from mcp_server._request import PreparedRequest, build_request, referenced_values
+from mcp_server._resilience import (
+    RETRYABLE_STATUSES,
+    CircuitBreaker,
+    RetryBudget,
+    TokenBucket,
+    backoff_delay,
+    may_retry_method,
+    server_delay,
+)
 from mcp_server._secrets import Secret, ValueRef
+from mcp_server._shape import ToolSuccess, shape_response
 from mcp_server._version import server_version
+
+__all__ = ["Outcome", "Pipeline", "ProgressFn", "SecretSource", "ToolSuccess"]
 
 logger = logging.getLogger("mcp_server.calls")
 USER_AGENT = f"mcp-connectors/{server_version()}"
+
+Outcome = ToolSuccess | ToolError
+ProgressFn = Callable[[float, "float | None", str], Awaitable[None]]
+"""`(progress, total, message)`: called while a call waits on the rate limiter or before a retry."""
 
 
 class SecretSource(Protocol):
     def get(self, name: str) -> Secret | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class PipelineLimits:
-    max_response_bytes: int = 10 * 1024 * 1024
-    """Bodies are read as a stream and abandoned past this size (after decompression)."""
-    max_error_body_chars: int = 2000
-    """How much of a failed upstream answer is quoted back in `details.body`."""
-    max_text_chars: int = 200_000
-    """Non-JSON results longer than this are cut, with a note saying so."""
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSuccess:
-    status: int
-    value: Any
-    """The parsed JSON body when `is_json`; otherwise None and the body is `text`."""
-    text: str
-    is_json: bool
-
-
-Outcome = ToolSuccess | ToolError
-
-
-def _retry_after_seconds(value: str | None) -> int | None:
-    if not value:
-        return None
-    if value.strip().isascii() and value.strip().isdigit():  # isdigit() alone accepts "²", which int() refuses
-        return int(value.strip())
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0, round(when.timestamp() - time.time()))
-
-
-def _looks_like_json(content_type: str, body: bytes) -> bool:
-    if content_type:
-        return "json" in content_type.lower()
-    return body.lstrip()[:1] in (b"{", b"[")
-
-
-def _upstream_message(parsed: Any) -> str | None:
-    """The human sentence most APIs put in their error body (`message`, `error.message`, `error`)."""
-    if not isinstance(parsed, dict):
-        return None
-    body = cast(dict[str, Any], parsed)
-    for candidate in (body.get("message"), body.get("error_description"), body.get("error")):
-        if isinstance(candidate, dict):
-            candidate = cast(dict[str, Any], candidate).get("message")
-        if isinstance(candidate, str) and candidate:
-            return candidate[:300]
+async def _no_progress(progress: float, total: float | None, message: str) -> None:
     return None
 
 
+def credential_header_names(connector: Connector) -> set[str]:
+    """Headers that carry credentials; a redirect to another origin must not receive them."""
+    names = {name for name, ref in connector.headers.items() if ref.is_sensitive}
+    auth = connector.auth
+    if isinstance(auth, BearerAuth | BasicAuth):
+        names.add("authorization")
+    elif isinstance(auth, ApiKeyAuth) and auth.location == "header":
+        names.add(auth.name)
+    elif isinstance(auth, HeadersAuth):
+        names.update(auth.headers)
+    return names
+
+
+@dataclass(slots=True)
+class _ConnectorRuntime:
+    """Per-connector state shared by all of its calls."""
+
+    client: httpx2.AsyncClient
+    exchange: Exchange
+    breaker: CircuitBreaker
+    budget: RetryBudget
+    bucket: TokenBucket | None
+
+
+Health = Literal["success", "failure", "neutral"]
+
+
 class Pipeline:
-    """Runs tool calls; owns one pooled HTTP client per connector."""
+    """Runs tool calls; owns one pooled HTTP client and one breaker, bucket and budget per connector."""
 
     def __init__(
         self,
@@ -110,15 +109,17 @@ class Pipeline:
         secrets: SecretSource,
         *,
         environ: Mapping[str, str],
-        limits: PipelineLimits | None = None,
         metrics: CallMetrics | None = None,
+        allow_networks: Sequence[str] = (),
+        rng: random.Random | None = None,
     ) -> None:
         self.registry = registry
         self._secrets = secrets
         self._environ = environ
-        self._limits = limits or PipelineLimits()
         self.metrics = metrics or CallMetrics()
-        self._clients: dict[str, httpx2.AsyncClient] = {}
+        self._allow_networks = tuple(allow_networks)
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._runtimes: dict[str, _ConnectorRuntime] = {}
         self._refs: dict[str, tuple[ValueRef, ...]] = {}
 
     async def __aenter__(self) -> Pipeline:
@@ -128,31 +129,43 @@ class Pipeline:
         await self.aclose()
 
     async def aclose(self) -> None:
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
+        runtimes, self._runtimes = self._runtimes, {}
+        for runtime in runtimes.values():
+            await runtime.client.aclose()
 
-    def _client(self, connector: Connector) -> httpx2.AsyncClient:
-        client = self._clients.get(connector.name)
-        if client is None:
+    def _runtime(self, connector: Connector) -> _ConnectorRuntime:
+        runtime = self._runtimes.get(connector.name)
+        if runtime is None:
             client = httpx2.AsyncClient(
                 # Upstream cookies must not carry over from one caller's call to another's.
                 cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
                 # No proxy or .netrc credentials from the environment: only the manifest decides what is sent.
                 trust_env=False,
-                follow_redirects=False,
+                follow_redirects=False,  # Exchange follows them itself, re-checking every hop
                 limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
                 headers={"User-Agent": USER_AGENT},
             )
-            self._clients[connector.name] = client
-        return client
+            guard = DestinationPolicy(
+                base_url=connector.base_url, allow=(*connector.allow_networks, *self._allow_networks)
+            )
+            runtime = _ConnectorRuntime(
+                client=client,
+                exchange=Exchange(client, guard, credential_header_names(connector)),
+                breaker=CircuitBreaker(connector.breaker, connector=connector.name),
+                budget=RetryBudget(connector.policy.retry.budget_ratio),
+                bucket=TokenBucket(connector.rate_limit, connector=connector.name) if connector.rate_limit else None,
+            )
+            self._runtimes[connector.name] = runtime
+        return runtime
 
-    async def invoke(self, name: str, arguments: Mapping[str, Any] | None) -> Outcome:
-        """Run one call; raises only `UnknownTool`."""
+    async def invoke(
+        self, name: str, arguments: Mapping[str, Any] | None, *, progress: ProgressFn | None = None
+    ) -> Outcome:
+        """Run one call; raises only `UnknownTool` (and cancellation, which aborts the upstream request)."""
         tool = self.registry.get(name)
         started = time.perf_counter()
         try:
-            outcome: Outcome = await self._run(tool, arguments or {})
+            outcome: Outcome = await self._run(tool, arguments or {}, progress or _no_progress)
         except ToolError as error:
             outcome = error
         elapsed = time.perf_counter() - started
@@ -164,7 +177,7 @@ class Pipeline:
             logger.info("call %s failed code=%s %.1fms", name, outcome.error_code, elapsed * 1000)
         return outcome
 
-    async def _run(self, tool: ToolSpec, arguments: Mapping[str, Any]) -> ToolSuccess:
+    async def _run(self, tool: ToolSpec, arguments: Mapping[str, Any], progress: ProgressFn) -> ToolSuccess:
         tool.validate(arguments)
         resolved = self._resolve(tool)
         sensitive = self._sensitive_values(tool.connector, resolved)
@@ -177,7 +190,10 @@ class Pipeline:
                     request = build_request(tool.connector, tool.operation, tool.bindings, arguments, resolved)
                 except ValueError as exc:
                     raise AuthMissing(redactor.text(str(exc))) from None
-                return await self._send(tool, request, redactor)
+                response = await self._call(tool, request, progress)
+                return shape_response(
+                    tool.connector.title or tool.connector.name, response, tool.operation.policy, redactor
+                )
             except ToolError as error:
                 error.args = (redactor.text(error.message),)
                 error.details = redactor.value(error.details)
@@ -227,97 +243,103 @@ class Pipeline:
             values += [password, f"{user}:{password}"]
         return values
 
-    async def _send(self, tool: ToolSpec, request: PreparedRequest, redactor: Redactor) -> ToolSuccess:
+    async def _call(self, tool: ToolSpec, request: PreparedRequest, progress: ProgressFn) -> RawResponse:
+        """Breaker, rate limit and retries under the call's total deadline; returns the final answer."""
         connector = tool.connector
-        timeout = tool.operation.policy.timeouts.total
+        policy = tool.operation.policy
+        runtime = self._runtime(connector)
         label = connector.title or connector.name
+        runtime.breaker.before_call()
+        health: Health = "neutral"
         try:
-            async with self._client(connector).stream(
-                request.method,
-                request.url,
-                headers=list(request.headers),
-                content=request.content,
-                timeout=timeout,
-            ) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > self._limits.max_response_bytes:
-                        raise ResponseTooLarge(
-                            f"{label} sent more than {self._limits.max_response_bytes} bytes; the response was dropped",
-                            limit_bytes=self._limits.max_response_bytes,
-                            status=response.status_code,
-                        )
-                status = response.status_code
-                content_type = response.headers.get("content-type", "")
-                encoding = response.encoding or "utf-8"
-                retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-        except httpx2.TimeoutException:
+            with anyio.fail_after(policy.timeouts.total):
+                await self._wait_for_rate_limit(runtime, policy, progress)
+                response = await self._send_with_retries(runtime, request, policy, progress)
+            if response.status >= 500:
+                health = "failure"
+            elif response.status != 429:
+                health = "success"
+            return response
+        except TimeoutError:
+            health = "failure"
             raise UpstreamTimeout(
-                f"{label} did not answer within {timeout:g} s", timeout_seconds=timeout, url=_public_url(request)
+                f"{label} did not complete within the call's {policy.timeouts.total:g} s deadline (retries included)",
+                phase="total",
+                timeout_seconds=policy.timeouts.total,
+                url=public_url(request.url),
             ) from None
-        except httpx2.TransportError as exc:
-            raise UpstreamUnreachable(
-                f"Cannot reach {label}: {redactor.text(str(exc)) or type(exc).__name__}", url=_public_url(request)
-            ) from None
-        return self._shape(label, status, content_type, encoding, bytes(body), retry_after, redactor)
+        except TransportFailure as failure:
+            health = "failure"
+            raise _failure_error(label, failure, policy, request) from None
+        finally:
+            # A cancelled call, a rate limit or a refused destination says nothing about upstream health.
+            if health == "success":
+                runtime.breaker.record_success()
+            elif health == "failure":
+                runtime.breaker.record_failure()
+            else:
+                runtime.breaker.record_neutral()
 
-    def _shape(
-        self,
-        label: str,
-        status: int,
-        content_type: str,
-        encoding: str,
-        body: bytes,
-        retry_after: int | None,
-        redactor: Redactor,
-    ) -> ToolSuccess:
-        try:
-            text = body.decode(encoding, errors="replace")
-        except (LookupError, UnicodeError):  # unknown charset, or a codec such as idna that cannot replace
-            text = body.decode("utf-8", errors="replace")
-        parsed: Any = None
-        is_json = False
-        if not body.strip():
-            is_json = True
-        elif _looks_like_json(content_type, body):
+    async def _wait_for_rate_limit(self, runtime: _ConnectorRuntime, policy: CallPolicy, progress: ProgressFn) -> None:
+        if runtime.bucket is None:
+            return
+        remaining = anyio.current_effective_deadline() - anyio.current_time()
+        wait = runtime.bucket.reserve(max_wait=remaining)
+        if wait > 0:
+            await progress(0, None, f"waiting {wait:.1f} s for the client-side rate limit")
+            await anyio.sleep(wait)
+
+    async def _send_with_retries(
+        self, runtime: _ConnectorRuntime, request: PreparedRequest, policy: CallPolicy, progress: ProgressFn
+    ) -> RawResponse:
+        retry = policy.retry
+        retry_allowed = may_retry_method(request.method, retry)
+        if retry_allowed and retry.idempotency_header and request.method in ("POST", "PATCH"):
+            request = _with_idempotency_key(request, retry.idempotency_header)
+        runtime.budget.record_request()
+        attempt = 0
+        while True:
+            failure: TransportFailure | None = None
             try:
-                parsed = json.loads(text)
-                is_json = True
-            except ValueError:
-                pass
-        if is_json:
-            parsed = redactor.value(parsed)
-        text = redactor.text(text)
-
-        if 200 <= status < 300:
-            if is_json:
-                return ToolSuccess(status, parsed, json.dumps(parsed, ensure_ascii=False), True)
-            if len(text) > self._limits.max_text_chars:
-                cut = len(text) - self._limits.max_text_chars
-                text = f"{text[: self._limits.max_text_chars]}\n[truncated: {cut} more characters not shown]"
-            return ToolSuccess(status, None, text, False)
-
-        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
-        summary = f"{label} answered HTTP {status} {reason}"
-        upstream_message = _upstream_message(parsed) if is_json else None
-        message = f"{summary}: {upstream_message}" if upstream_message else summary
-        details: dict[str, Any] = {"status": status, "body": self._trimmed_body(parsed, text, is_json)}
-        if status == 401:
-            raise AuthFailed(f"{message}. The stored credential was rejected; check it and store it again.", **details)
-        if status == 429:
-            raise RateLimited(
-                f"{message}. Retry after {retry_after or 'a while'} s.", retry_after=retry_after, **details
+                response = await runtime.exchange.send(
+                    request, timeouts=policy.timeouts, max_bytes=policy.max_response_bytes
+                )
+            except TransportFailure as exc:
+                failure, response = exc, None
+            if response is not None and response.status not in RETRYABLE_STATUSES:
+                return response
+            asked = server_delay(response.headers, time.time()) if response is not None else None
+            delay = asked if asked is not None else backoff_delay(attempt, retry, self._rng)
+            remaining = anyio.current_effective_deadline() - anyio.current_time()
+            give_up = (
+                not retry_allowed
+                or attempt + 1 >= retry.attempts
+                or (asked is not None and asked > retry.retry_after_cap)
+                or delay >= remaining
+                or not runtime.budget.try_withdraw()
             )
-        raise UpstreamError(message, **details)
+            if give_up:
+                if failure is not None:
+                    raise failure
+                assert response is not None
+                return response
+            reason = failure.kind if failure is not None else f"HTTP {response.status if response else '?'}"
+            attempt += 1
+            await progress(attempt, retry.attempts, f"retrying after {reason} in {delay:.1f} s")
+            await anyio.sleep(delay)
 
-    def _trimmed_body(self, parsed: Any, text: str, is_json: bool) -> Any:
-        limit = self._limits.max_error_body_chars
-        if is_json and len(json.dumps(parsed, ensure_ascii=False)) <= limit:
-            return parsed
-        return text if len(text) <= limit else text[:limit] + "…"
+
+def _with_idempotency_key(request: PreparedRequest, header: str) -> PreparedRequest:
+    """One key per tool call, reused by its retries; a key the caller supplied wins."""
+    if any(name.lower() == header.lower() for name, _ in request.headers):
+        return request
+    return replace(request, headers=(*request.headers, (header, str(uuid.uuid4()))))
 
 
-def _public_url(request: PreparedRequest) -> str:
-    """The request URL without its query string, which may carry an API key."""
-    return request.url.split("?", 1)[0]
+def _failure_error(label: str, failure: TransportFailure, policy: CallPolicy, request: PreparedRequest) -> ToolError:
+    url = public_url(request.url)
+    if failure.kind == "connect_timeout":
+        return UpstreamTimeout(f"{label}: {failure}", phase="connect", timeout_seconds=policy.timeouts.connect, url=url)
+    if failure.kind == "read_timeout":
+        return UpstreamTimeout(f"{label}: {failure}", phase="read", timeout_seconds=policy.timeouts.read, url=url)
+    return UpstreamUnreachable(f"Cannot reach {label}: {failure}", url=url)

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_server._errors import ToolError, UnknownTool
-from mcp_server._pipeline import Pipeline
+from mcp_server._pipeline import Outcome, Pipeline
 from mcp_server._registry import ToolSpec
 from mcp_server._server import SERVER_NAME
 from mcp_server._version import server_version
@@ -86,6 +87,24 @@ async def _json_body(request: Request) -> Any:
         return rest_error(400, "bad_request", f"Malformed JSON: {exc}")
 
 
+async def _unless_disconnected(request: Request, call: Awaitable[Outcome]) -> Outcome | None:
+    """Run `call`, cancelling it (and so its upstream request) if the client goes away first."""
+    result: Outcome | None = None
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                scope.cancel()
+                return
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch, group.cancel_scope)
+        result = await call
+        group.cancel_scope.cancel()
+    return result
+
+
 class RestApi:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
@@ -146,9 +165,14 @@ class RestApi:
         if not isinstance(parameters, dict):
             return rest_error(400, "bad_request", '"parameters" must be a JSON object')
         try:
-            outcome = await self._pipeline.invoke(tool_name, cast(dict[str, Any], parameters))
+            self._pipeline.registry.get(tool_name)  # before the task group, which would wrap the error in a group
         except UnknownTool as exc:
             return rest_error(404, "not_found", exc.message, tool=tool_name)
+        outcome = await _unless_disconnected(
+            request, self._pipeline.invoke(tool_name, cast(dict[str, Any], parameters))
+        )
+        if outcome is None:
+            return Response(status_code=499)  # nobody is listening; the upstream request was aborted
         if isinstance(outcome, ToolError):
             status = STATUS_BY_CODE.get(outcome.error_code, 500)
             headers: dict[str, str] = {}
@@ -156,5 +180,7 @@ class RestApi:
             if status == 429 and retry_after is not None:
                 headers["Retry-After"] = str(retry_after)
             return JSONResponse(outcome.to_body(), status_code=status, headers=headers)
-        result = outcome.value if outcome.is_json else outcome.text
-        return JSONResponse({"success": True, "result": result})
+        body: dict[str, Any] = {"success": True, "result": outcome.value if outcome.is_json else outcome.text}
+        if outcome.note:
+            body["note"] = outcome.note
+        return JSONResponse(body)

@@ -33,10 +33,11 @@ def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:
         return types.CallToolResult(content=[types.TextContent(type="text", text=outcome.text)])
     value: Any = outcome.value
     structured = cast(dict[str, Any], value) if isinstance(value, dict) else {"result": value}
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=outcome.text)],
-        structured_content=structured,
-    )
+    content: list[types.ContentBlock] = [types.TextContent(type="text", text=outcome.text)]
+    if outcome.note:
+        # A separate block, so the JSON block stays exactly the structured content.
+        content.append(types.TextContent(type="text", text=f"Note: {outcome.note}"))
+    return types.CallToolResult(content=content, structured_content=structured)
 
 
 def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE) -> Server[Any]:
@@ -54,7 +55,7 @@ def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE) -> S
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
-            outcome = await pipeline.invoke(params.name, params.arguments)
+            outcome = await pipeline.invoke(params.name, params.arguments, progress=ctx.session.report_progress)
         except UnknownTool as exc:
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         return to_call_tool_result(outcome)

@@ -502,9 +502,10 @@ async def test_validation_failed(pipeline: Pipeline, github: FakeGitHub) -> None
 
 
 async def test_secondary_rate_limit(pipeline: Pipeline, github: FakeGitHub) -> None:
-    # GitHub answers secondary rate limits with 403 (not 429): reported as an upstream error quoting GitHub.
-    error = failed(await pipeline.invoke("github_list_org_repos", {"org": "busy-org"}), "UPSTREAM_ERROR")
+    # GitHub answers secondary rate limits with 403 + Retry-After (not 429): still a rate limit, with its wait.
+    error = failed(await pipeline.invoke("github_list_org_repos", {"org": "busy-org"}), "RATE_LIMITED")
     assert error.details["status"] == 403
+    assert error.details["retry_after"] == 60
     assert "secondary rate limit" in error.message
 
 

@@ -1,0 +1,204 @@
+"""One HTTP exchange with an upstream: guarded destination, pinned address, redirects, bounded body.
+
+Every hop (the first request and each redirect) is checked by the connector's
+`DestinationPolicy`, and the connection goes to the address that was checked —
+never to a second DNS answer — with the Host header and TLS server name of the
+original name. A cross-origin redirect drops every credential header. The body is
+read raw and decoded by `BoundedDecoder`, so neither a huge body nor a
+decompression bomb costs more than about the configured cap.
+
+Failures before a complete response are `TransportFailure`s, which the pipeline's
+retry loop classifies; everything else is a `ToolError`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx2
+
+from mcp_server._body import ACCEPT_ENCODING, BodyDecodeError, BodyTooLarge, BoundedDecoder, UnsupportedEncoding
+from mcp_server._errors import ResponseTooLarge, UpstreamError, UpstreamUnreachable
+from mcp_server._model import Timeouts
+from mcp_server._netguard import DestinationPolicy
+from mcp_server._request import PreparedRequest
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+FailureKind = Literal["connect", "connect_timeout", "read_timeout", "reset"]
+
+
+class TransportFailure(Exception):
+    """An attempt that ended without a complete response.
+
+    `may_have_reached_upstream` is False only when no byte of the request can have
+    been processed (connection refused, DNS failure, connect timeout).
+    """
+
+    def __init__(self, kind: FailureKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind: FailureKind = kind
+        self.may_have_reached_upstream = kind in ("read_timeout", "reset")
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    encoding: str | None
+    final_url: str
+    """Without its query string, which may carry an API key."""
+
+
+def public_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def _pinned_url(url: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    parts = urlsplit(url)
+    host = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    scheme, host, port = _origin(url)
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port == _DEFAULT_PORTS.get(scheme) or parts.port is None else f"{shown}:{port}"
+
+
+def _redirected_method(status: int, method: str) -> str:
+    """303 always becomes GET; 301/302 turn POST into GET as every HTTP client does; 307/308 keep the method."""
+    if status == 303 and method != "HEAD":
+        return "GET"
+    if status in (301, 302) and method == "POST":
+        return "GET"
+    return method
+
+
+class Exchange:
+    """Sends `PreparedRequest`s for one connector."""
+
+    def __init__(
+        self, client: httpx2.AsyncClient, guard: DestinationPolicy, credential_headers: Collection[str]
+    ) -> None:
+        self._client = client
+        self._guard = guard
+        self._credential_headers = frozenset(name.lower() for name in credential_headers) | {"authorization", "cookie"}
+
+    async def send(self, request: PreparedRequest, *, timeouts: Timeouts, max_bytes: int) -> RawResponse:
+        method, url, content = request.method, request.url, request.content
+        headers = [(k, v) for k, v in request.headers if k.lower() not in ("host", "accept-encoding")]
+        start_origin = _origin(url)
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = await self._send_once(method, url, headers, content, timeouts, max_bytes)
+            location = response.headers.get("location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                return response
+            next_url = urljoin(url, location)
+            new_method = _redirected_method(response.status, method)
+            if new_method != method:
+                content = None
+                headers = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-length")]
+            if _origin(next_url) != start_origin:
+                # Credentials were meant for the connector's own origin, never for wherever it points us.
+                headers = [(k, v) for k, v in headers if k.lower() not in self._credential_headers]
+            method, url = new_method, next_url
+        raise UpstreamError(
+            f"More than {MAX_REDIRECTS} redirects; the last pointed to {public_url(url)}", url=public_url(url)
+        )
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes | None,
+        timeouts: Timeouts,
+        max_bytes: int,
+    ) -> RawResponse:
+        try:
+            destination = await self._guard.check(url)
+        except UpstreamUnreachable as exc:
+            raise TransportFailure("connect", exc.message) from None
+        scheme = urlsplit(url).scheme.lower()
+        extensions = {"sni_hostname": destination.host} if scheme == "https" else {}
+        send_headers = [*headers, ("Host", _host_header(url)), ("Accept-Encoding", ACCEPT_ENCODING)]
+        timeout = httpx2.Timeout(
+            connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=timeouts.connect
+        )
+        last_error = "no address to connect to"
+        for address in destination.addresses:
+            try:
+                return await self._read(
+                    method, _pinned_url(url, address), send_headers, content, timeout, extensions, max_bytes, url
+                )
+            except httpx2.ConnectTimeout:
+                raise TransportFailure("connect_timeout", f"no connection within {timeouts.connect:g} s") from None
+            except httpx2.ConnectError as exc:
+                last_error = str(exc) or type(exc).__name__  # try the next address the name resolved to
+            except (httpx2.ReadTimeout, httpx2.WriteTimeout):
+                raise TransportFailure("read_timeout", f"no data for {timeouts.read:g} s") from None
+            except httpx2.PoolTimeout:
+                raise TransportFailure("connect_timeout", "no free connection in the pool") from None
+            except httpx2.TransportError as exc:
+                raise TransportFailure("reset", str(exc) or type(exc).__name__) from None
+        raise TransportFailure("connect", last_error)
+
+    async def _read(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        content: bytes | None,
+        timeout: httpx2.Timeout,  # noqa: ASYNC109 - httpx2's per-phase timeouts, not a deadline for this function
+        extensions: dict[str, str],
+        max_bytes: int,
+        url: str,
+    ) -> RawResponse:
+        async with self._client.stream(
+            method, target, headers=headers, content=content, timeout=timeout, extensions=extensions
+        ) as response:
+            try:
+                decoder = BoundedDecoder(response.headers.get("content-encoding"), max_bytes)
+                async for chunk in response.aiter_raw():
+                    decoder.feed(chunk)
+                body = decoder.finish()
+            except BodyTooLarge:
+                raise ResponseTooLarge(
+                    f"The response is larger than {max_bytes} bytes (decoded) and was abandoned; "
+                    "ask for less (filters, a smaller page) or raise max_response_bytes in the manifest",
+                    limit_bytes=max_bytes,
+                    status=response.status_code,
+                    url=public_url(url),
+                ) from None
+            except BodyDecodeError as exc:
+                raise UpstreamError(
+                    f"The response body could not be decompressed ({exc})", status=response.status_code
+                ) from None
+            except UnsupportedEncoding as exc:
+                raise UpstreamError(
+                    f"The response uses an unsupported Content-Encoding ({exc})", status=response.status_code
+                ) from None
+            return RawResponse(
+                status=response.status_code,
+                headers={k.lower(): v for k, v in response.headers.items()},
+                body=body,
+                encoding=response.charset_encoding,
+                final_url=public_url(url),
+            )
