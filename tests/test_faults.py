@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,13 @@ async def timed(pipeline: Pipeline, tool: str, arguments: dict[str, Any]) -> tup
     started = time.monotonic()
     outcome = await pipeline.invoke(tool, arguments)
     return outcome, time.monotonic() - started
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    with anyio.fail_after(seconds):
+        # The fault server counts on its own thread and loop, so there is no event to await here.
+        while not condition():  # noqa: ASYNC110
+            await anyio.sleep(0.05)
 
 
 def error(outcome: Outcome, code: str) -> ToolError:
@@ -351,9 +358,7 @@ async def test_mcp_cancellation_aborts_the_upstream_request(fault_server_process
             await client.call_tool("faults_get", {"case": "hang", "key": "cancel"})
         # The server is still usable afterwards, and the hung upstream connection was closed by it.
         assert not (await client.call_tool("faults_get", {"case": "ok"})).is_error
-    with anyio.fail_after(5):
-        while faults.aborted["hang", "cancel"] < 1:
-            await anyio.sleep(0.05)
+    await eventually(lambda: faults.aborted["hang", "cancel"] >= 1)
 
 
 async def test_rest_client_disconnect_aborts_the_upstream_request(
@@ -365,6 +370,4 @@ async def test_rest_client_disconnect_aborts_the_upstream_request(
             json={"tool": "faults_get", "parameters": {"case": "hang", "key": "rest"}},
             timeout=1,
         )
-    with anyio.fail_after(5):
-        while faults.aborted["hang", "rest"] < 1:
-            await anyio.sleep(0.05)
+    await eventually(lambda: faults.aborted["hang", "rest"] >= 1)
