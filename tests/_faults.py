@@ -13,6 +13,7 @@
   retry_seconds 429 with Retry-After: n (seconds) the first time, then 200
   retry_date    503 with Retry-After as an HTTP date n seconds ahead the first time, then 200
   ratelimit_reset  429 with X-RateLimit-Reset (epoch) n seconds ahead the first time, then 200
+  bigjson       200 {"total": n, "items": [n small objects]}
   redirect      302 to the URL in `to`
 """
 
@@ -198,6 +199,9 @@ class FaultServer:
         elif case == "ratelimit_reset":
             reset_at = str(int(time.time()) + n)
             await (send(429, b"{}", {"X-RateLimit-Reset": reset_at}) if attempt == 1 else send(200, ok_body))
+        elif case == "bigjson":
+            items = [{"id": index, "name": f"item number {index}"} for index in range(n)]
+            await send(200, json.dumps({"total": n, "items": items}).encode())
         elif case == "redirect":
             await send(302, b"", {"Location": query["to"]})
         else:

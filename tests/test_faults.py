@@ -18,6 +18,7 @@ import anyio.lowlevel
 import httpx2
 import pytest
 from mcp import Client
+from mcp_types import TextContent
 
 from mcp_server._catalog import load_catalog
 from mcp_server._errors import ToolError
@@ -58,6 +59,11 @@ operations:
     method: GET
     path: /fault
     timeouts: {{total: 2}}
+{PARAMETERS}
+  - name: small
+    method: GET
+    path: /fault
+    max_result_chars: 2000
 {PARAMETERS}
   - name: post
     method: POST
@@ -266,6 +272,16 @@ async def test_oversized_bodies_cost_bounded_memory(pipeline: Pipeline, case: st
     assert elapsed < 6 + MARGIN
 
 
+async def test_large_json_loses_whole_items_with_a_note(pipeline: Pipeline) -> None:
+    body = success(await pipeline.invoke("faults_small", {"case": "bigjson", "n": 500}))
+    assert body.value["total"] == 500
+    kept = body.value["items"]
+    assert 0 < len(kept) < 500
+    assert kept == [{"id": index, "name": f"item number {index}"} for index in range(len(kept))]
+    assert len(body.text) <= 2000
+    assert body.note is not None and "$.items" in body.note and str(500 - len(kept)) in body.note
+
+
 # ------------------------------------------------------------------ SSRF
 
 
@@ -359,6 +375,27 @@ async def test_mcp_cancellation_aborts_the_upstream_request(fault_server_process
         # The server is still usable afterwards, and the hung upstream connection was closed by it.
         assert not (await client.call_tool("faults_get", {"case": "ok"})).is_error
     await eventually(lambda: faults.aborted["hang", "cancel"] >= 1)
+
+
+async def test_trimming_note_and_blocked_destination_over_the_wire(
+    fault_server_process: str, faults: FaultServer
+) -> None:
+    async with Client(f"{fault_server_process}/mcp") as client:
+        result = await client.call_tool("faults_small", {"case": "bigjson", "n": 500})
+    assert result.structured_content is not None and len(result.structured_content["items"]) < 500
+    texts = [block.text for block in result.content if isinstance(block, TextContent)]
+    assert len(texts) == 2 and texts[1].startswith("Note: Result trimmed")
+    rest = httpx2.post(
+        f"{fault_server_process}/v1/invoke",
+        json={"tool": "faults_small", "parameters": {"case": "bigjson", "n": 500}},
+    ).json()
+    assert rest["success"] is True and "$.items" in rest["note"]
+    blocked = httpx2.post(
+        f"{fault_server_process}/v1/invoke",
+        json={"tool": "faults_get", "parameters": {"case": "redirect", "to": "http://169.254.169.254/"}},
+    )
+    assert blocked.status_code == 502
+    assert blocked.json()["error_code"] == "BLOCKED_DESTINATION"
 
 
 async def test_rest_client_disconnect_aborts_the_upstream_request(
