@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -194,6 +195,31 @@ class Destination:
     port: int
     addresses: tuple[IPAddress, ...]
     """The checked addresses to connect to, in resolver order."""
+
+
+class CachingResolver:
+    """Reuses an answer for `ttl` seconds, so a busy connector does not pay a DNS lookup per call.
+
+    Each answer is still checked by `DestinationPolicy` on every use; caching only means a name
+    cannot flip between two answers within the TTL.
+    """
+
+    def __init__(self, resolver: Resolver, *, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._resolver = resolver
+        self._ttl = ttl
+        self._clock = clock
+        self._answers: dict[tuple[str, int], tuple[float, list[IPAddress]]] = {}
+
+    async def __call__(self, host: str, port: int) -> list[IPAddress]:
+        now = self._clock()
+        cached = self._answers.get((host, port))
+        if cached is not None and cached[0] > now:
+            return list(cached[1])
+        found = await self._resolver(host, port)
+        if len(self._answers) > 1024:  # bounded: a connector reaches few hosts; redirects may add some
+            self._answers.clear()
+        self._answers[(host, port)] = (now + self._ttl, list(found))
+        return found
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:

@@ -38,7 +38,7 @@ from mcp_server._errors import (
 from mcp_server._exchange import Exchange, RawResponse, TransportFailure, public_url
 from mcp_server._metrics import CallMetrics
 from mcp_server._model import ApiKeyAuth, BasicAuth, BearerAuth, CallPolicy, Connector, HeadersAuth
-from mcp_server._netguard import DestinationPolicy
+from mcp_server._netguard import CachingResolver, DestinationPolicy, system_resolver
 from mcp_server._redact import IN_FLIGHT, Redactor
 from mcp_server._registry import Registry, ToolSpec
 from mcp_server._request import PreparedRequest, build_request, referenced_values
@@ -146,7 +146,9 @@ class Pipeline:
                 headers={"User-Agent": USER_AGENT},
             )
             guard = DestinationPolicy(
-                base_url=connector.base_url, allow=(*connector.allow_networks, *self._allow_networks)
+                base_url=connector.base_url,
+                allow=(*connector.allow_networks, *self._allow_networks),
+                resolver=CachingResolver(system_resolver),
             )
             runtime = _ConnectorRuntime(
                 client=client,

@@ -403,3 +403,23 @@ async def test_localhost_as_the_base_url_is_allowed_with_its_real_addresses() ->
     dest = await DestinationPolicy(base_url="http://localhost:9000").check("http://localhost:9000/x")
     assert dest.addresses
     assert all(blocked_reason(a) == "loopback" for a in dest.addresses)
+
+
+async def test_caching_resolver_reuses_answers_within_ttl() -> None:
+    from mcp_server._netguard import CachingResolver
+
+    calls: list[str] = []
+    now = [100.0]
+
+    async def resolver(host: str, port: int) -> list[IPAddress]:
+        calls.append(host)
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    cached = CachingResolver(resolver, ttl=30.0, clock=lambda: now[0])
+    assert await cached("example.com", 443) == [ipaddress.ip_address("93.184.216.34")]
+    await cached("example.com", 443)
+    assert calls == ["example.com"]
+    await cached("other.example", 443)
+    now[0] += 31
+    await cached("example.com", 443)
+    assert calls == ["example.com", "other.example", "example.com"]
