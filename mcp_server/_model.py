@@ -16,6 +16,9 @@ from mcp_server._secrets import ValueRef
 
 ParameterLocation = Literal["path", "query", "header", "cookie"]
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""RFC 9110 §9.2.2: repeating the request has the same effect; drives both tool annotations and retries."""
 PATH_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 """`{name}` in an operation path; the catalog checks them, the request builder expands them."""
 JSON_CONTENT_TYPE = "application/json"

@@ -17,12 +17,10 @@ import mcp_types as types
 from jsonschema import Draft202012Validator, FormatChecker
 
 from mcp_server._errors import InvalidArguments, UnknownTool
-from mcp_server._model import Catalog, Connector, Operation
+from mcp_server._model import IDEMPOTENT_METHODS, READ_ONLY_METHODS, Catalog, Connector, Operation
 from mcp_server._request import Binding
 from mcp_server._violations import violations
 
-READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_REPORTED_ERRORS = 10
 
 

@@ -32,13 +32,12 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from mcp_server._errors import CircuitOpen, RateLimited
-from mcp_server._model import BreakerPolicy, RateLimit, RetryPolicy
+from mcp_server._model import IDEMPOTENT_METHODS, BreakerPolicy, RateLimit, RetryPolicy
 
 Clock = Callable[[], float]
 BreakerState = Literal["closed", "open", "half_open"]
 
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _KEYED_METHODS = frozenset({"POST", "PATCH"})
 """Not idempotent by themselves, but retried when each tool call carries one idempotency key."""
 

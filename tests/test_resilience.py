@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from mcp_server._errors import CircuitOpen, RateLimited
-from mcp_server._model import BreakerPolicy, RateLimit, RetryPolicy
+from mcp_server._model import IDEMPOTENT_METHODS, BreakerPolicy, RateLimit, RetryPolicy
 from mcp_server._resilience import (
-    IDEMPOTENT_METHODS,
     RETRYABLE_STATUSES,
     CircuitBreaker,
     RetryBudget,
