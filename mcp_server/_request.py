@@ -11,7 +11,11 @@ The rules (the per-location value forms live in `_serialize`):
   `api_key` cookie, merged into one `Cookie: a=1; b=2`; a later cookie of the same name
   replaces earlier ones.
 - Body: a `body` binding supplies the whole value; otherwise `body_property` arguments are
-  collected into an object. An optional body with no arguments is not sent at all.
+  collected into an object. An optional body with no arguments is not sent at all. The declared
+  media type picks the encoding: `application/json` and `+json` types JSON; form-urlencoded
+  Stripe-style; `multipart/form-data` one part per property (base64 file fields decoded), sent
+  with its boundary; `text/*` a string as UTF-8 (anything else as JSON); any other type is
+  binary: the value is base64 text, sent decoded.
 - Arguments absent or `None` are not sent; a path parameter must have a value, and one that
   would expand to an empty, `.` or `..` segment is refused (it would address another resource).
 
@@ -26,11 +30,12 @@ import base64
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from mcp_server._errors import InvalidArguments
 from mcp_server._model import (
     FORM_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
     PATH_PLACEHOLDER,
     ApiKeyAuth,
     Auth,
@@ -43,12 +48,15 @@ from mcp_server._model import (
 )
 from mcp_server._secrets import ValueRef
 from mcp_server._serialize import (
+    MULTIPART_CONTENT_TYPE,
     Pairs,
     UnserializableValue,
+    decode_base64,
     dump_json,
     encode,
     form_body,
     has_control_characters,
+    multipart_body,
     serialize_cookie,
     serialize_header,
     serialize_path,
@@ -202,30 +210,36 @@ def _body(
     if body is None:
         return None, None
     whole_arg = next((arg for arg, b in bindings.items() if b.location == "body"), None)
-    properties = {
-        b.name: arguments[arg]
-        for arg, b in bindings.items()
-        if b.location == "body_property" and arguments.get(arg) is not None
-    }
+    argument_of = {b.name: arg for arg, b in bindings.items() if b.location == "body_property"}
+    properties = {name: arguments[arg] for name, arg in argument_of.items() if arguments.get(arg) is not None}
     if whole_arg is not None and arguments.get(whole_arg) is not None:
         payload, fault_path = arguments[whole_arg], f"$.{whole_arg}"
     elif properties or (body.required and whole_arg is None):
         payload, fault_path = properties, "$"
     else:
         return None, None
-    media_type = body.content_type.split(";", 1)[0].strip().lower()
+    content_type = body.content_type
+    media_type = content_type.split(";", 1)[0].strip().lower()
     try:
         if media_type == FORM_CONTENT_TYPE:
             content = form_body(payload)
-        elif media_type.startswith("text/") and isinstance(payload, str):
-            content = payload.encode("utf-8")
-        else:
-            # JSON is the default, and the only sensible encoding for structured data
-            # under any other declared type (`application/merge-patch+json`, ...).
+        elif media_type == MULTIPART_CONTENT_TYPE:
+            if not isinstance(payload, Mapping):
+                raise UnserializableValue("a multipart body must be an object")
+            content, content_type = multipart_body(cast(Mapping[str, Any], payload), body.schema)
+        elif media_type.startswith("text/"):
+            # Text as it is; structured data has no other sensible encoding than JSON.
+            content = payload.encode("utf-8") if isinstance(payload, str) else dump_json(payload)
+        elif media_type == JSON_CONTENT_TYPE or media_type.endswith("+json"):
             content = dump_json(payload)
+        else:
+            # `application/octet-stream`, `image/png`, ...: bytes cannot travel in JSON arguments but as base64.
+            content = decode_base64(payload)
     except UnserializableValue as exc:
+        if exc.key is not None:
+            fault_path = f"{fault_path}.{exc.key}" if fault_path != "$" else f"$.{argument_of.get(exc.key, exc.key)}"
         raise InvalidArguments(f"Request body: {exc}", path=fault_path) from None
-    return content, body.content_type
+    return content, content_type
 
 
 def _apply_auth_headers(

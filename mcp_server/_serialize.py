@@ -4,7 +4,8 @@ Pure functions, one per location, following OpenAPI 3.1 `style`/`explode`
 (whose path and query rules are RFC 6570's): path values are percent-encoded
 with nothing left safe, query keys and values per RFC 3986 (space is `%20`),
 header values are sent raw but must be printable ASCII, form bodies use
-Stripe-style bracket keys with indexed arrays. Scalars print the same
+Stripe-style bracket keys with indexed arrays, multipart bodies one part per
+property (RFC 7578), binary values arrive as base64 text. Scalars print the same
 everywhere: `true`/`false`, integers without `.0`, strings as they are.
 `None` (and, in exploded or keyed positions, an empty array or object) means
 "not sent".
@@ -15,9 +16,11 @@ the request builder turns it into `InvalidArguments` with the argument's path.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import quote, urlencode
@@ -33,7 +36,14 @@ _MAX_EXACT_FLOAT = 2**53
 
 
 class UnserializableValue(ValueError):
-    """An argument value that has no wire form in its location; the message never quotes the value."""
+    """An argument value that has no wire form in its location; the message never quotes the value.
+
+    `key` names the body property at fault when the body builder knows it (multipart parts).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 Pairs = list[tuple[str, str]]
@@ -252,3 +262,91 @@ def form_body(value: Any) -> bytes:
         for path, text in _flatten_brackets([str(key)], item)
     ]
     return urlencode(pairs).encode("ascii")
+
+
+def decode_base64(value: Any) -> bytes:
+    """The bytes of base64 text (standard alphabet, padded; whitespace such as MIME line breaks is ignored)."""
+    if not isinstance(value, str):
+        raise UnserializableValue("binary data must be base64 text")
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except ValueError:  # binascii.Error, or text that is not ASCII
+        raise UnserializableValue("binary data must be valid base64 text") from None
+
+
+MULTIPART_CONTENT_TYPE = "multipart/form-data"
+_DISPOSITION_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
+
+
+def multipart_body(value: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[bytes, str]:
+    """A `multipart/form-data` body (RFC 7578) and its Content-Type with the boundary.
+
+    Each property is one part named after it. A property whose schema (or, for an array, whose
+    `items`) has `contentEncoding: base64` is a file: its base64 text is decoded and sent with
+    `filename="<name>"` and `Content-Type: application/octet-stream`. Objects and arrays holding
+    objects or arrays are one JSON part; arrays of scalars repeat the name, one part per item;
+    scalars print as everywhere else (text parts carry no Content-Type: UTF-8 text, as browsers
+    send it). `None` is skipped. Names are quoted with `"`, CR and LF percent-encoded (RFC 7578 §2).
+    The boundary is random and never occurs in the body.
+    """
+    root = schema
+    object_schema = _subschema(schema, root)
+    properties = cast(Mapping[str, Any], object_schema.get("properties", {}))
+    parts: list[bytes] = []
+    for key, item in value.items():
+        if item is None:
+            continue
+        prop_schema = _subschema(properties.get(key), root)
+        try:
+            parts += _multipart_parts(key, item, prop_schema, root)
+        except UnserializableValue as exc:
+            raise UnserializableValue(str(exc), key=key) from None
+    boundary = secrets.token_hex(16)
+    while any(boundary.encode("ascii") in part for part in parts):
+        boundary = secrets.token_hex(16)
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    body = b"".join(delimiter + part + b"\r\n" for part in parts) + f"--{boundary}--\r\n".encode("ascii")
+    return body, f"{MULTIPART_CONTENT_TYPE}; boundary={boundary}"
+
+
+def _subschema(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`schema` with a local `{"$ref": "#/$defs/X"}` replaced by X from `root`; `{}` for a non-object schema."""
+    if not isinstance(schema, Mapping):
+        return {}
+    schema = cast(Mapping[str, Any], schema)
+    ref = schema.get("$ref")
+    defs = root.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, Mapping):
+        target = cast(Mapping[str, Any], defs).get(ref[len("#/$defs/") :])
+        if isinstance(target, Mapping):
+            return cast(Mapping[str, Any], target)
+    return schema
+
+
+def _is_file(schema: Mapping[str, Any]) -> bool:
+    return schema.get("contentEncoding") == "base64"
+
+
+def _multipart_parts(name: str, value: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[bytes]:
+    """The parts (headers, blank line, content; no delimiters) one property becomes."""
+    items = _items(value)
+    if items is not None:
+        if any(isinstance(item, (Mapping, list, tuple)) for item in items):
+            return [_part(name, dump_json(value), "application/json")]
+        item_schema = _subschema(schema.get("items"), root)
+        return [part for item in items for part in _multipart_parts(name, item, item_schema, root)]
+    if isinstance(value, Mapping):
+        return [_part(name, dump_json(value), "application/json")]
+    if _is_file(schema):
+        return [_part(name, decode_base64(value), "application/octet-stream", filename=name)]
+    return [_part(name, format_scalar(value).encode("utf-8"))]
+
+
+def _part(name: str, content: bytes, content_type: str | None = None, filename: str | None = None) -> bytes:
+    disposition = f'form-data; name="{name.translate(_DISPOSITION_ESCAPES)}"'
+    if filename is not None:
+        disposition += f'; filename="{filename.translate(_DISPOSITION_ESCAPES)}"'
+    headers = f"Content-Disposition: {disposition}\r\n"
+    if content_type is not None:
+        headers += f"Content-Type: {content_type}\r\n"
+    return headers.encode("utf-8") + b"\r\n" + content

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import pytest
 
+from mcp_server._catalog import manifest_validator
 from mcp_server._errors import InvalidArguments
 from mcp_server._model import (
     FORM_CONTENT_TYPE,
@@ -26,6 +27,7 @@ from mcp_server._model import (
 )
 from mcp_server._request import Binding, PreparedRequest, build_request, referenced_values
 from mcp_server._secrets import ValueRef
+from tests.test_serialize import AWKWARD, FILE_SCHEMA, b64, parse_multipart
 
 TOKEN = ValueRef("secret", "token")
 SECRET_VALUE = "s3cr3t-value"
@@ -273,6 +275,240 @@ def test_body_content_type_wins_over_connector_header() -> None:
         CREATE, {"title": "t"}, headers={"content-type": lit("text/plain"), "Accept": lit("application/json")}
     )
     assert request.headers == (("Accept", "application/json"), ("Content-Type", "application/json"))
+
+
+# --- bodies beyond JSON and form ---------------------------------------------------------------
+
+UPLOAD = Operation(
+    name="upload",
+    method="POST",
+    path="/files/{folder}",
+    parameters=(Parameter("folder", "path", {"type": "string"}, required=True),),
+    body=Body(
+        schema={
+            "type": "object",
+            "properties": {
+                "file": FILE_SCHEMA,
+                "folder": {"type": "string"},
+                "purpose": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "meta": {"type": "object"},
+                "public": {"type": "boolean"},
+            },
+        },
+        content_type="multipart/form-data",
+    ),
+)
+UPLOAD_BINDINGS = {
+    "folder": Binding("path", "folder"),
+    "file": Binding("body_property", "file"),
+    "body_folder": Binding("body_property", "folder"),
+    "purpose": Binding("body_property", "purpose"),
+    "tags": Binding("body_property", "tags"),
+    "meta": Binding("body_property", "meta"),
+    "public": Binding("body_property", "public"),
+}
+
+
+def test_multipart_body_end_to_end() -> None:
+    arguments = {
+        "folder": "inbox",
+        "file": b64(AWKWARD),
+        "body_folder": "drafts",
+        "purpose": "assistants",
+        "tags": ["a", "b"],
+        "meta": {"k": [1, True]},
+        "public": False,
+    }
+    request = build(UPLOAD, arguments, headers={"Content-Type": lit("application/json")}, bindings=UPLOAD_BINDINGS)
+    assert request.url == "https://api.example.com/v1/files/inbox"
+    content_type = header_map(request)["content-type"]
+    boundary = content_type.removeprefix("multipart/form-data; boundary=")
+    assert len(boundary) == 32
+    assert [name for name, _ in request.headers] == ["Content-Type"]
+    assert parse_multipart(request.content or b"", content_type) == [
+        ("file", "file", "application/octet-stream", AWKWARD),
+        ("folder", None, "text/plain", b"drafts"),
+        ("purpose", None, "text/plain", b"assistants"),
+        ("tags", None, "text/plain", b"a"),
+        ("tags", None, "text/plain", b"b"),
+        ("meta", None, "application/json", b'{"k":[1,true]}'),
+        ("public", None, "text/plain", b"false"),
+    ]
+    again = build(UPLOAD, arguments, bindings=UPLOAD_BINDINGS)
+    assert header_map(again)["content-type"] != content_type
+
+
+def test_multipart_invalid_base64_points_at_the_argument() -> None:
+    with pytest.raises(InvalidArguments, match="base64") as caught:
+        build(UPLOAD, {"folder": "x", "file": "not base64!"}, bindings=UPLOAD_BINDINGS)
+    assert caught.value.details == {"path": "$.file"}
+    assert "not base64!" not in caught.value.message
+
+
+def test_multipart_fault_points_at_the_renamed_argument() -> None:
+    operation = Operation(
+        name="op",
+        method="POST",
+        path="/files/{file}",
+        parameters=(Parameter("file", "path", {"type": "string"}, required=True),),
+        body=Body(schema={"type": "object", "properties": {"file": FILE_SCHEMA}}, content_type="multipart/form-data"),
+    )
+    bindings = {"file": Binding("path", "file"), "body_file": Binding("body_property", "file")}
+    with pytest.raises(InvalidArguments) as caught:
+        build(operation, {"file": "x", "body_file": "%%%"}, bindings=bindings)
+    assert caught.value.details == {"path": "$.body_file"}
+
+
+def test_multipart_whole_body_binding() -> None:
+    operation = Operation(
+        name="op", method="POST", path="/x", body=Body(schema={"type": "object"}, content_type="multipart/form-data")
+    )
+    request = build(operation, {"body": {"a": "1", "b": None, "c": [2, 3]}})
+    content_type = header_map(request)["content-type"]
+    assert parse_multipart(request.content or b"", content_type) == [
+        ("a", None, "text/plain", b"1"),
+        ("c", None, "text/plain", b"2"),
+        ("c", None, "text/plain", b"3"),
+    ]
+    with pytest.raises(InvalidArguments) as caught:
+        build(operation, {"body": {"n": float("nan")}})
+    assert caught.value.details == {"path": "$.body.n"}
+    with pytest.raises(InvalidArguments, match="object") as caught:
+        build(operation, {"body": ["not", "an", "object"]})
+    assert caught.value.details == {"path": "$.body"}
+
+
+def test_required_multipart_body_without_arguments_has_no_parts() -> None:
+    operation = Operation(
+        name="op",
+        method="POST",
+        path="/x",
+        body=Body(schema=CREATE_SCHEMA, content_type="multipart/form-data", required=True),
+    )
+    request = build(operation, {})
+    boundary = header_map(request)["content-type"].removeprefix("multipart/form-data; boundary=")
+    assert request.content == f"--{boundary}--\r\n".encode()
+
+
+BINARY_SCHEMA = {"type": "string", "contentEncoding": "base64"}
+
+
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "image/png", "application/pdf", "audio/ogg"])
+def test_binary_body_is_decoded_base64(content_type: str) -> None:
+    operation = Operation(
+        name="op", method="PUT", path="/blob", body=Body(schema=BINARY_SCHEMA, content_type=content_type)
+    )
+    request = build(operation, {"body": b64(AWKWARD)}, headers={"Content-Type": lit("application/json")})
+    assert request.content == AWKWARD
+    assert request.headers == (("Content-Type", content_type),)
+    assert build(operation, {"body": ""}).content == b""
+    assert build(operation, {}).content is None
+
+
+@pytest.mark.parametrize("value", ["not base64!", "QUJ", "QUJé", 42, ["QUJD"], {"data": "QUJD"}])
+def test_binary_body_must_be_base64_text(value: Any) -> None:
+    operation = Operation(
+        name="op", method="PUT", path="/blob", body=Body(schema=BINARY_SCHEMA, content_type="application/octet-stream")
+    )
+    with pytest.raises(InvalidArguments, match="base64") as caught:
+        build(operation, {"body": value})
+    assert caught.value.details == {"path": "$.body"}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "text/csv", "text/markdown"])
+def test_text_body_is_the_string_as_utf8(content_type: str) -> None:
+    operation = Operation(
+        name="op", method="POST", path="/note", body=Body(schema={"type": "string"}, content_type=content_type)
+    )
+    text = 'a,b\r\n"Zoë",☕\n'
+    request = build(operation, {"body": text})
+    assert request.content == text.encode("utf-8")
+    assert request.headers == (("Content-Type", content_type),)
+
+
+def test_text_body_with_structured_value_is_json() -> None:
+    operation = Operation(name="op", method="POST", path="/note", body=Body(schema={}, content_type="text/plain"))
+    assert build(operation, {"body": {"a": [1]}}).content == b'{"a":[1]}'
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/merge-patch+json", "application/vnd.api+json", "application/json"]
+)
+def test_json_types_are_json(content_type: str) -> None:
+    operation = Operation(
+        name="op", method="PATCH", path="/items", body=Body(schema=CREATE_SCHEMA, content_type=content_type)
+    )
+    request = build(operation, {"title": "Zoë", "tags": None, "done": True})
+    assert request.content == '{"title":"Zoë","done":true}'.encode()
+    assert request.headers == (("Content-Type", content_type),)
+    whole = Operation(
+        name="op", method="PATCH", path="/x", body=Body(schema={"type": "string"}, content_type=content_type)
+    )
+    assert build(whole, {"body": "QUJD"}).content == b'"QUJD"'  # a string is JSON text, not base64
+
+
+# --- manifest: body content types ----------------------------------------------------------------
+
+
+def manifest_with_body(content_type: str) -> dict[str, Any]:
+    return {
+        "name": "demo",
+        "base_url": "https://api.example.com",
+        "operations": [
+            {
+                "name": "send",
+                "method": "POST",
+                "path": "/send",
+                "body": {"content_type": content_type, "schema": {"type": "object"}},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "application/octet-stream",
+        "text/plain",
+        "text/csv",
+        "image/png",
+        "application/merge-patch+json",
+        "application/vnd.github.v3+json",
+        "application/x-ndjson",
+    ],
+)
+def test_manifest_accepts_media_types(content_type: str) -> None:
+    assert list(manifest_validator().iter_errors(manifest_with_body(content_type))) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "not a type",
+        "application",
+        "application/",
+        "/json",
+        "Application/JSON",
+        "text/plain; charset=utf-8",
+        "a/b/c",
+        "",
+    ],
+)
+def test_manifest_refuses_what_is_not_a_media_type(content_type: str) -> None:
+    errors = list(manifest_validator().iter_errors(manifest_with_body(content_type)))
+    assert errors
+    assert all(list(error.absolute_path) == ["operations", 0, "body", "content_type"] for error in errors)
+
+
+def test_manifest_body_content_type_defaults_to_json() -> None:
+    schema = cast(dict[str, Any], manifest_validator().schema)
+    content_type = schema["$defs"]["body"]["properties"]["content_type"]
+    assert content_type["default"] == "application/json"
+    assert Body(schema={}).content_type == "application/json"
 
 
 # --- headers ----------------------------------------------------------------------------------

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -10,9 +16,11 @@ import pytest
 from mcp_server._model import Parameter, ParameterLocation
 from mcp_server._serialize import (
     UnserializableValue,
+    decode_base64,
     dump_json,
     form_body,
     format_scalar,
+    multipart_body,
     serialize_cookie,
     serialize_header,
     serialize_path,
@@ -307,3 +315,225 @@ def test_form_body_exact_encoding() -> None:
 def test_form_body_must_be_an_object() -> None:
     with pytest.raises(UnserializableValue, match="object"):
         form_body(["a"])
+
+
+# --- binary values and multipart/form-data ------------------------------------------------------
+
+# Bytes that would trip a naive writer or parser: CR/LF, lone CR and LF, NUL, non-UTF-8 bytes,
+# delimiter-like lines and a blank line (the header/body separator).
+AWKWARD = bytes(range(256)) + b"\r\n--\r\n--boundary\r\n\r\nContent-Disposition: x\r\n--"
+FILE_SCHEMA = {"type": "string", "contentEncoding": "base64"}
+UPLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "file": FILE_SCHEMA,
+        "attachments": {"type": "array", "items": FILE_SCHEMA},
+        "title": {"type": "string"},
+    },
+}
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+Part = tuple[str | None, str | None, str, bytes]  # name, filename, content type, content
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[Part]:
+    """The parts as a standard MIME parser reads them (name, filename, content type, exact bytes)."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    assert isinstance(message, EmailMessage)
+    assert message.is_multipart()
+    assert not message.defects
+    parts: list[Part] = []
+    for part in message.iter_parts():
+        assert not part.defects
+        name = part.get_param("name", header="content-disposition")
+        content = part.get_payload(decode=True)
+        assert isinstance(content, bytes)
+        parts.append((name if isinstance(name, str) else None, part.get_filename(), part.get_content_type(), content))
+    return parts
+
+
+@pytest.fixture
+def fixed_boundaries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """`secrets.token_hex` answers from this list (in order) instead of randomly."""
+    answers: list[str] = []
+
+    def token_hex(nbytes: int | None = None) -> str:
+        assert nbytes == 16
+        return answers.pop(0)
+
+    monkeypatch.setattr(secrets, "token_hex", token_hex)
+    yield answers
+
+
+def test_multipart_exact_wire_format(fixed_boundaries: list[str]) -> None:
+    fixed_boundaries.append("0" * 32)
+    body, content_type = multipart_body({"title": "Café", "file": b64(b"\x00\xff"), "meta": {"k": 1}}, UPLOAD_SCHEMA)
+    assert content_type == "multipart/form-data; boundary=" + "0" * 32
+    delimiter = b"--" + b"0" * 32
+    assert body == (
+        delimiter + b"\r\n"
+        b'Content-Disposition: form-data; name="title"\r\n'
+        b"\r\n"
+        b"Caf\xc3\xa9\r\n" + delimiter + b"\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="file"\r\n'
+        b"Content-Type: application/octet-stream\r\n"
+        b"\r\n"
+        b"\x00\xff\r\n" + delimiter + b"\r\n"
+        b'Content-Disposition: form-data; name="meta"\r\n'
+        b"Content-Type: application/json\r\n"
+        b"\r\n"
+        b'{"k":1}\r\n' + delimiter + b"--\r\n"
+    )
+
+
+def test_multipart_text_fields_scalars_and_none() -> None:
+    value = {"title": "Zürich ☕", "count": 3, "ratio": 2.5, "whole": 4.0, "yes": True, "no": False, "gone": None}
+    body, content_type = multipart_body(value, {"type": "object"})
+    assert parse_multipart(body, content_type) == [
+        ("title", None, "text/plain", "Zürich ☕".encode()),
+        ("count", None, "text/plain", b"3"),
+        ("ratio", None, "text/plain", b"2.5"),
+        ("whole", None, "text/plain", b"4"),
+        ("yes", None, "text/plain", b"true"),
+        ("no", None, "text/plain", b"false"),
+    ]
+    assert b"gone" not in body
+    assert b"Content-Type" not in body  # text parts are plain UTF-8 text, as browsers send them
+
+
+def test_multipart_file_field_round_trips_awkward_bytes() -> None:
+    body, content_type = multipart_body({"title": "t", "file": b64(AWKWARD)}, UPLOAD_SCHEMA)
+    assert parse_multipart(body, content_type) == [
+        ("title", None, "text/plain", b"t"),
+        ("file", "file", "application/octet-stream", AWKWARD),
+    ]
+
+
+def test_multipart_empty_file() -> None:
+    body, content_type = multipart_body({"file": ""}, UPLOAD_SCHEMA)
+    assert parse_multipart(body, content_type) == [("file", "file", "application/octet-stream", b"")]
+
+
+def test_multipart_arrays() -> None:
+    value = {
+        "tags": ["a", 2, True, None],
+        "attachments": [b64(b"one\r\n"), b64(b"\xfftwo")],
+        "rows": [{"id": 1}, {"id": 2}],
+        "matrix": [[1, 2], [3]],
+        "empty": [],
+    }
+    body, content_type = multipart_body(value, UPLOAD_SCHEMA)
+    assert parse_multipart(body, content_type) == [
+        ("tags", None, "text/plain", b"a"),
+        ("tags", None, "text/plain", b"2"),
+        ("tags", None, "text/plain", b"true"),
+        ("attachments", "attachments", "application/octet-stream", b"one\r\n"),
+        ("attachments", "attachments", "application/octet-stream", b"\xfftwo"),
+        ("rows", None, "application/json", b'[{"id":1},{"id":2}]'),
+        ("matrix", None, "application/json", b"[[1,2],[3]]"),
+    ]
+    assert b"empty" not in body
+
+
+def test_multipart_nested_object_is_a_json_part() -> None:
+    body, content_type = multipart_body({"meta": {"note": "naïve", "n": [1, None], "deep": {"x": True}}}, {})
+    assert parse_multipart(body, content_type) == [
+        ("meta", None, "application/json", '{"note":"naïve","n":[1,null],"deep":{"x":true}}'.encode())
+    ]
+
+
+def test_multipart_file_schema_behind_refs() -> None:
+    schema = {
+        "$ref": "#/$defs/Upload",
+        "$defs": {
+            "Upload": {"type": "object", "properties": {"doc": {"$ref": "#/$defs/Blob"}, "title": {"type": "string"}}},
+            "Blob": FILE_SCHEMA,
+        },
+    }
+    body, content_type = multipart_body({"doc": b64(b"%PDF\r\n"), "title": b64(b"not a file")}, schema)
+    assert parse_multipart(body, content_type) == [
+        ("doc", "doc", "application/octet-stream", b"%PDF\r\n"),
+        ("title", None, "text/plain", b64(b"not a file").encode()),  # only declared file fields are decoded
+    ]
+
+
+@pytest.mark.parametrize("text", ["not base64!", "abc", "QU=D", "QUJ\u00e9", "A"])
+def test_multipart_invalid_base64_names_the_property(text: str) -> None:
+    with pytest.raises(UnserializableValue, match="base64") as caught:
+        multipart_body({"title": "t", "file": text}, UPLOAD_SCHEMA)
+    assert caught.value.key == "file"
+    assert text not in str(caught.value)
+
+
+def test_multipart_fault_in_an_array_item_names_the_property() -> None:
+    with pytest.raises(UnserializableValue) as caught:
+        multipart_body({"attachments": [b64(b"ok"), "%%%"]}, UPLOAD_SCHEMA)
+    assert caught.value.key == "attachments"
+    with pytest.raises(UnserializableValue, match="finite") as caught:
+        multipart_body({"n": float("inf")}, {})
+    assert caught.value.key == "n"
+
+
+def test_multipart_boundary_is_random_per_body() -> None:
+    boundaries = {multipart_body({"a": "b"}, {})[1].removeprefix("multipart/form-data; boundary=") for _ in range(20)}
+    assert len(boundaries) == 20
+    for boundary in boundaries:
+        assert len(boundary) == 32
+        int(boundary, 16)
+
+
+def test_multipart_boundary_found_in_the_content_is_replaced(fixed_boundaries: list[str]) -> None:
+    taken, in_name, free = "a" * 32, "b" * 32, "c" * 32
+    fixed_boundaries += [taken, in_name, free]
+    data = b"--" + taken.encode() + b"\r\n" + taken.encode() + b"--\r\n"
+    body, content_type = multipart_body({"file": b64(data), f"x{in_name}": "v"}, UPLOAD_SCHEMA)
+    assert content_type == f"multipart/form-data; boundary={free}"
+    assert not fixed_boundaries
+    assert parse_multipart(body, content_type) == [
+        ("file", "file", "application/octet-stream", data),
+        (f"x{in_name}", None, "text/plain", b"v"),
+    ]
+
+
+def test_multipart_names_and_filenames_are_escaped() -> None:
+    name = 'evil"; filename="x.sh"\r\nContent-Type: text/html\r\n\r\n<b>'
+    body, _ = multipart_body({name: "v", f"up{name}": b64(b"f")}, {"properties": {f"up{name}": FILE_SCHEMA}})
+    escaped = b"evil%22; filename=%22x.sh%22%0D%0AContent-Type: text/html%0D%0A%0D%0A<b>"
+    assert b'Content-Disposition: form-data; name="' + escaped + b'"\r\n\r\nv\r\n' in body
+    assert b'name="up' + escaped + b'"; filename="up' + escaped + b'"\r\n' in body
+    assert b"text/html\r\n" not in body
+
+
+def test_multipart_non_ascii_names_are_utf8() -> None:
+    body, content_type = multipart_body({"prénom": "Zoë"}, {})
+    assert b'name="pr\xc3\xa9nom"' in body
+    assert parse_multipart(body, content_type)[0][3] == "Zoë".encode()
+
+
+def test_multipart_of_nothing_is_just_the_closing_delimiter() -> None:
+    body, content_type = multipart_body({"a": None}, {})
+    assert body == f"--{content_type.rsplit('=', 1)[1]}--\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", b""), ("AP8=", b"\x00\xff"), ("QUJD\r\nREVG\n", b"ABCDEF"), (b64(AWKWARD), AWKWARD)],
+)
+def test_decode_base64(text: str, expected: bytes) -> None:
+    assert decode_base64(text) == expected
+
+
+@pytest.mark.parametrize("value", ["QU=D", "QUJ", "QU*D", "QUJé", "_-8=", 42, None, {"data": "QUJD"}])
+def test_decode_base64_refuses_what_is_not_base64_text(value: Any) -> None:
+    with pytest.raises(UnserializableValue, match="base64") as caught:
+        decode_base64(value)
+    assert caught.value.key is None
+
+
+def test_unserializable_value_key() -> None:
+    assert UnserializableValue("x").key is None
+    assert UnserializableValue("x", key="k").key == "k"
