@@ -31,7 +31,7 @@ def build_application(settings: Settings) -> Application:
     catalog = load_catalog(settings.tools_dirs)
     for fault in catalog.faults:
         logger.error("manifest refused: %s", fault)
-    registry = Registry.from_catalog(catalog)
+    registry = Registry.from_catalog(catalog, include=settings.include_tools, exclude=settings.exclude_tools)
     logger.info("loaded %d connectors, %d tools", len(catalog.connectors), len(registry))
     pipeline = Pipeline(
         registry, open_vault(settings), environ=settings.environ, allow_networks=settings.allow_networks

@@ -80,8 +80,9 @@ def load_catalog(directories: Sequence[Path]) -> Catalog:
             faults.append(ManifestFault(directory, "$", "tools directory does not exist"))
     for path in find_manifests(directories):
         try:
-            connector = load_manifest(path)
+            connector, partial = load_manifest(path)
             _claim_names(connector, owners)
+            faults.extend(ManifestFault(path, fault.json_path, fault.reason) for fault in partial)
         except _Fault as fault:
             faults.append(ManifestFault(path, fault.json_path, fault.reason))
             continue
@@ -93,14 +94,58 @@ def load_catalog(directories: Sequence[Path]) -> Catalog:
     return Catalog(connectors=tuple(connectors), faults=tuple(faults))
 
 
-def load_manifest(path: Path) -> Connector:
-    """Parse, validate and convert one manifest; raises `_Fault` on the first problem."""
+def load_manifest(path: Path) -> tuple[Connector, list[_Fault]]:
+    """Parse, validate and convert one manifest.
+
+    Raises `_Fault` when the manifest as a whole is unusable. Returns the connector and,
+    for an `openapi:` manifest, one fault per document operation that could not be
+    converted (the others are in the connector).
+    """
     document = _parse(path)
     found = violations(manifest_validator(), document)
     if found:
         raise _Fault(found[0].json_path, _one_line(found[0].message))
     manifest = cast(dict[str, Any], document)
-    return _build_connector(manifest, path)
+    if "openapi" not in manifest:
+        for key in ("base_url", "operations"):
+            if key not in manifest:  # checked after the schema so a misspelt key is reported as such
+                raise _Fault("$", f"{key!r} is a required property")
+        return _build_connector(manifest, path), []
+    expanded, generated, partial = _expand_openapi(manifest, path)
+    return _build_connector(expanded, path, generated=generated), partial
+
+
+def _expand_openapi(manifest: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], int, list[_Fault]]:
+    """The manifest with the document's operations in front of its own; the manifest's keys win.
+
+    Returns the expanded manifest, how many leading operations were generated (their
+    schemas come from the translator, valid by construction, so they skip the per-schema
+    check that would cost seconds on a large API) and the per-operation faults.
+    """
+    # Imported here: the OpenAPI machinery costs start-up time only when a manifest uses it.
+    from mcp_server._openapi_convert import Selection, convert_document
+    from mcp_server._openapi_document import OpenAPIError, load_document
+
+    try:
+        document = load_document(manifest["openapi"], path.parent)
+    except OpenAPIError as exc:
+        raise _Fault("$.openapi", _one_line(f"{manifest['openapi']}: {exc.message}")) from None
+    selection = Selection(
+        include=manifest.get("include", {}),
+        exclude=manifest.get("exclude", {}),
+        overrides=manifest.get("overrides", {}),
+    )
+    converted = convert_document(document, name=manifest["name"], selection=selection)
+    own = {k: v for k, v in manifest.items() if k not in ("openapi", "include", "exclude", "overrides", "operations")}
+    expanded: dict[str, Any] = {**converted.manifest, **own}
+    generated = converted.manifest["operations"]
+    expanded["operations"] = [*generated, *manifest.get("operations", [])]
+    if "base_url" not in expanded:
+        raise _Fault("$.base_url", "the OpenAPI document names no absolute server URL; set base_url in the manifest")
+    if not expanded["operations"]:
+        raise _Fault("$.openapi", "no operation of the document was selected or could be converted")
+    partial = [_Fault(pointer, _one_line(reason)) for pointer, reason in converted.faults]
+    return expanded, len(generated), partial
 
 
 def _parse(path: Path) -> Any:
@@ -221,7 +266,9 @@ def _merge_policy(raw: Mapping[str, Any], base: CallPolicy) -> CallPolicy:
     )
 
 
-def _build_operation(raw: Mapping[str, Any], json_path: str, connector_policy: CallPolicy) -> Operation:
+def _build_operation(
+    raw: Mapping[str, Any], json_path: str, connector_policy: CallPolicy, *, check_schemas: bool = True
+) -> Operation:
     parameters: list[Parameter] = []
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(raw.get("parameters", [])):
@@ -231,7 +278,8 @@ def _build_operation(raw: Mapping[str, Any], json_path: str, connector_policy: C
             raise _Fault(item_path, f"duplicate {item['in']} parameter {item['name']!r}")
         seen.add(key)
         schema = item.get("schema", {"type": "string"})
-        _check_schema(schema, f"{item_path}.schema")
+        if check_schemas:
+            _check_schema(schema, f"{item_path}.schema")
         parameters.append(
             Parameter(
                 name=item["name"],
@@ -255,7 +303,8 @@ def _build_operation(raw: Mapping[str, Any], json_path: str, connector_policy: C
     body = None
     if "body" in raw:
         raw_body = raw["body"]
-        _check_schema(raw_body["schema"], f"{json_path}.body.schema")
+        if check_schemas:
+            _check_schema(raw_body["schema"], f"{json_path}.body.schema")
         body = Body(
             schema=raw_body["schema"],
             content_type=raw_body.get("content_type", "application/json"),
@@ -276,7 +325,7 @@ def _build_operation(raw: Mapping[str, Any], json_path: str, connector_policy: C
     )
 
 
-def _build_connector(manifest: Mapping[str, Any], path: Path) -> Connector:
+def _build_connector(manifest: Mapping[str, Any], path: Path, *, generated: int = 0) -> Connector:
     name = manifest["name"]
     policy = _merge_policy(manifest, CallPolicy())
     operations: list[Operation] = []
@@ -292,7 +341,7 @@ def _build_connector(manifest: Mapping[str, Any], path: Path) -> Connector:
                 f"{json_path}.name",
                 f"tool name {tool_name!r} is {len(tool_name)} characters; the limit is {MAX_TOOL_NAME_LENGTH}",
             )
-        operations.append(_build_operation(raw, json_path, policy))
+        operations.append(_build_operation(raw, json_path, policy, check_schemas=index >= generated))
     return Connector(
         name=name,
         base_url=manifest["base_url"].rstrip("/"),

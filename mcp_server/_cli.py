@@ -96,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="private network or host every connector may reach, e.g. 10.0.0.0/8 (repeatable; "
         "loopback, private and metadata addresses are refused otherwise, except a connector's own base URL host)",
     )
+    serve.add_argument(
+        "--include-tools",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="serve only tools whose name matches, e.g. 'github_*issue*' (repeatable)",
+    )
+    serve.add_argument(
+        "--exclude-tools", action="append", default=[], metavar="GLOB", help="do not serve matching tools (repeatable)"
+    )
+    serve.add_argument(
+        "--discovery",
+        action="store_true",
+        help="expose three meta-tools (search_tools, describe_tool, call_tool) instead of every tool: "
+        "for catalogs of hundreds or thousands of operations",
+    )
     serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="tools per tools/list page")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     _add_common(serve)
@@ -117,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check manifests; exit 1 on any fault")
     _add_common(validate)
+
+    importer = commands.add_parser(
+        "import-openapi",
+        help="turn an OpenAPI/Swagger document into a reviewable manifest",
+        description="Convert an OpenAPI 3.0/3.1 or Swagger 2.0 document (file or URL) into a connector manifest "
+        "with one operation per API operation, and print it (or write it with -o). To keep a manifest that "
+        "follows the document instead, write `openapi: <file or URL>` in it.",
+    )
+    importer.add_argument("spec", help="path or http(s) URL of the document")
+    importer.add_argument("--name", required=True, help="connector name: lower case, digits, _ (max 32)")
+    importer.add_argument("-o", "--output", type=Path, help="write the manifest here (e.g. tools/NAME.yaml)")
 
     vault = commands.add_parser("vault", help="manage stored secrets", description="Manage the encrypted vault.")
     vault_commands = vault.add_subparsers(dest="vault_command", required=True, metavar="ACTION")
@@ -159,6 +186,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         allowed_hosts=tuple(args.allow_host),
         allowed_origins=tuple(args.allow_origin),
         allow_networks=tuple(args.allow_network),
+        include_tools=tuple(args.include_tools),
+        exclude_tools=tuple(args.exclude_tools),
+        discovery=args.discovery,
         page_size=args.page_size,
     )
     app = build_application(settings)
@@ -240,6 +270,26 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if catalog.faults else 0
 
 
+def _cmd_import_openapi(args: argparse.Namespace) -> int:
+    from mcp_server._openapi_import import import_openapi
+
+    try:
+        text, faults = import_openapi(args.spec, name=args.name, base_dir=Path.cwd())
+    except ValueError as exc:
+        return _fail(str(exc))
+    for pointer, reason in faults:
+        print(f"skipped  {pointer}: {reason}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text, encoding="utf-8")
+        print(
+            f"wrote {args.output}; check it with: mcp-connectors validate --tools {args.output.parent}", file=sys.stderr
+        )
+    return 0
+
+
 def _read_secret_value(name: str) -> str:
     if sys.stdin.isatty():
         return getpass.getpass(f"Value for {name} (input hidden): ")
@@ -280,6 +330,7 @@ COMMANDS = {
     "tools": _cmd_tools,
     "call": _cmd_call,
     "validate": _cmd_validate,
+    "import-openapi": _cmd_import_openapi,
     "vault": _cmd_vault,
 }
 

@@ -46,6 +46,15 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     """Extra browser origins (`https://app.example.com`) accepted in the Origin header."""
 
+    include_tools: tuple[str, ...] = ()
+    """Globs over tool names: when given, only matching tools are served."""
+
+    exclude_tools: tuple[str, ...] = ()
+    """Globs over tool names that are never served."""
+
+    discovery: bool = False
+    """Serve `search_tools`, `describe_tool` and `call_tool` instead of every tool (MCP transports)."""
+
     page_size: int = 500
     """Tools per `tools/list` page."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -195,9 +196,24 @@ class Registry:
         self._index = {tool.name: index for index, tool in enumerate(self._tools)}
 
     @classmethod
-    def from_catalog(cls, catalog: Catalog) -> Registry:
+    def from_catalog(cls, catalog: Catalog, *, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Registry:
+        """Every operation as a tool, or only those whose tool name matches an `include` glob and no `exclude` glob."""
         ordered = sorted(catalog.connectors, key=lambda c: c.name)
-        return cls([build_tool(connector, op) for connector in ordered for op in connector.operations])
+
+        def wanted(name: str) -> bool:
+            matches = fnmatch.fnmatchcase
+            return (not include or any(matches(name, p) for p in include)) and not any(
+                matches(name, p) for p in exclude
+            )
+
+        return cls(
+            [
+                build_tool(connector, op)
+                for connector in ordered
+                for op in connector.operations
+                if wanted(f"{connector.name}_{op.name}")
+            ]
+        )
 
     def __iter__(self) -> Iterator[ToolSpec]:
         return iter(self._tools)

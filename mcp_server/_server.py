@@ -11,6 +11,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
 from mcp_server._errors import ToolError, UnknownTool
+from mcp_server._meta_tools import META_TOOLS, MetaTools
 from mcp_server._pipeline import Outcome, Pipeline
 from mcp_server._registry import InvalidCursor
 from mcp_server._version import server_version
@@ -40,13 +41,16 @@ def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:
     return types.CallToolResult(content=content, structured_content=structured)
 
 
-def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE) -> Server[Any]:
+def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE, discovery: bool = False) -> Server[Any]:
     registry = pipeline.registry
+    meta = MetaTools(pipeline) if discovery else None
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         cursor = params.cursor if params is not None else None
+        if meta is not None:
+            return types.ListToolsResult(tools=META_TOOLS)
         try:
             tools, next_cursor = registry.page(cursor, page_size)
         except InvalidCursor as exc:
@@ -55,7 +59,10 @@ def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE) -> S
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
-            outcome = await pipeline.invoke(params.name, params.arguments, progress=ctx.session.report_progress)
+            if meta is not None:
+                outcome = await meta.call(params.name, params.arguments or {}, progress=ctx.session.report_progress)
+            else:
+                outcome = await pipeline.invoke(params.name, params.arguments, progress=ctx.session.report_progress)
         except UnknownTool as exc:
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         return to_call_tool_result(outcome)

@@ -133,7 +133,8 @@ def test_load_manifest_builds_the_model(tmp_path: Path) -> None:
             ],
         ),
     )
-    connector = load_manifest(path)
+    connector, partial = load_manifest(path)
+    assert partial == []
     assert connector.name == "demo"
     assert connector.base_url == "https://api.example.com/v1"  # trailing slash dropped
     assert connector.title == "Demo API"
@@ -166,7 +167,7 @@ def test_defaults_when_optional_keys_are_absent(tmp_path: Path) -> None:
         "demo.yaml",
         manifest(operations=[operation(parameters=[{"name": "q", "in": "query"}])]),
     )
-    connector = load_manifest(path)
+    connector, _ = load_manifest(path)
     assert connector.auth == NoAuth()
     assert connector.policy.timeouts == Timeouts()
     assert dict(connector.headers) == {}
@@ -177,7 +178,7 @@ def test_defaults_when_optional_keys_are_absent(tmp_path: Path) -> None:
 
 def test_headers_auth_mixes_literals_and_secrets(tmp_path: Path) -> None:
     auth = {"type": "headers", "headers": {"X-Tenant": "acme", "X-Auth": {"secret": "acme_auth"}}}
-    connector = load_manifest(write(tmp_path, "demo.yaml", manifest(auth=auth)))
+    connector, _ = load_manifest(write(tmp_path, "demo.yaml", manifest(auth=auth)))
     assert connector.auth == HeadersAuth(
         headers={"X-Tenant": ValueRef("literal", "acme"), "X-Auth": ValueRef("secret", "acme_auth")}
     )

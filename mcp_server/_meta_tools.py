@@ -1,0 +1,128 @@
+"""Discovery mode: three meta-tools in place of a catalog too large to list.
+
+`search_tools` ranks tools by BM25 over names, titles, descriptions and parameter
+names; `describe_tool` returns one tool's full definition; `call_tool` runs a tool
+through the same pipeline (validation, credentials, errors) as a direct call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import mcp_types as types
+from jsonschema import Draft202012Validator
+
+from mcp_server._discovery import ToolIndex
+from mcp_server._errors import InvalidArguments, UnknownTool
+from mcp_server._pipeline import Outcome, Pipeline, ProgressFn, ToolSuccess
+from mcp_server._registry import ToolSpec
+from mcp_server._violations import violations
+
+SEARCH_RESULT_DESCRIPTION_CHARS = 300
+
+_SCHEMAS: dict[str, dict[str, Any]] = {
+    "search_tools": {
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "minLength": 1, "description": "What you want to do, in a few words."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+        },
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+    "describe_tool": {
+        "type": "object",
+        "properties": {"name": {"type": "string", "description": "A tool name from search_tools."}},
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+    "call_tool": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "A tool name from search_tools."},
+            "arguments": {"type": "object", "description": "Arguments matching the tool's input schema."},
+        },
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+}
+
+META_TOOLS = [
+    types.Tool(
+        name="search_tools",
+        title="Search the available API tools",
+        description="Find the tools for a task among the many API operations this server offers. Returns the "
+        "best matches with their names and short descriptions; then use describe_tool and call_tool.",
+        input_schema=_SCHEMAS["search_tools"],
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    ),
+    types.Tool(
+        name="describe_tool",
+        title="Describe one API tool",
+        description="Return one tool's full description and the JSON Schema of its arguments.",
+        input_schema=_SCHEMAS["describe_tool"],
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    ),
+    types.Tool(
+        name="call_tool",
+        title="Call an API tool",
+        description="Call a tool found with search_tools, with arguments matching its schema from describe_tool.",
+        input_schema=_SCHEMAS["call_tool"],
+        annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True),
+    ),
+]
+_VALIDATORS = {name: Draft202012Validator(schema) for name, schema in _SCHEMAS.items()}
+
+
+def _describe(tool: ToolSpec) -> dict[str, Any]:
+    return tool.mcp_tool.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+class MetaTools:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._index: ToolIndex | None = None
+
+    @property
+    def index(self) -> ToolIndex:
+        if self._index is None:  # built on first use: start-up stays as fast as a plain listing
+            self._index = ToolIndex(list(self._pipeline.registry))
+        return self._index
+
+    async def call(self, name: str, arguments: Mapping[str, Any], progress: ProgressFn | None = None) -> Outcome:
+        """Raises `UnknownTool` for a name that is not a meta-tool."""
+        validator = _VALIDATORS.get(name)
+        if validator is None:
+            raise UnknownTool(name)
+        errors = violations(validator, dict(arguments))
+        if errors:
+            return InvalidArguments(
+                f"Invalid arguments for {name} at {errors[0].json_path}: {errors[0].message}",
+                path=errors[0].json_path,
+            )
+        if name == "search_tools":
+            hits = self.index.search(arguments["query"], arguments.get("limit", 10))
+            found = [
+                {
+                    "name": tool.name,
+                    "title": tool.title,
+                    "description": tool.description[:SEARCH_RESULT_DESCRIPTION_CHARS],
+                    "score": round(score, 3),
+                }
+                for tool, score in hits
+            ]
+            return _json({"tools": found, "total_tools": len(self._pipeline.registry)})
+        try:
+            tool = self._pipeline.registry.get(arguments["name"])
+        except UnknownTool as exc:
+            return InvalidArguments(f"{exc.message}; use search_tools to find tool names", path="$.name")
+        if name == "describe_tool":
+            return _json(_describe(tool))
+        outcome: Outcome = await self._pipeline.invoke(tool.name, arguments.get("arguments") or {}, progress=progress)
+        return outcome
+
+
+def _json(value: dict[str, Any]) -> ToolSuccess:
+    return ToolSuccess(200, value, json.dumps(value, ensure_ascii=False), True)

@@ -1,0 +1,335 @@
+"""OpenAPI document → a connector manifest (plain data, the same shape a hand-written manifest has).
+
+The result feeds the catalog exactly like a YAML manifest, and `import-openapi`
+writes it out for review. One broken operation (a dangling `$ref`, an unsupported
+construct) becomes a fault naming the operation and its JSON pointer; every other
+operation still converts.
+
+Choices, where OpenAPI leaves room:
+- base URL: the first server, variables at their defaults, relative URLs joined to
+  the document's own URL; a manifest's `base_url` always wins.
+- auth: the first global security requirement whose scheme we can inject (else the
+  first declared scheme), mapped to manifest auth with vault references named
+  after the connector (`<name>_token`, `<name>_api_key`, ...) for the user to fill.
+- bodies: JSON (or `+json`) first, then form, multipart, text, then binary.
+- header parameters named Accept, Content-Type or Authorization are ignored, as the
+  OpenAPI specification says.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urljoin
+
+from mcp_server._naming import assign_names, fallback_name, snake_case
+from mcp_server._openapi_document import Document, OpenAPIError
+from mcp_server._openapi_schema import translate_schema
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
+MAX_DESCRIPTION = 1000
+_BODY_PREFERENCE = (
+    lambda media: media == "application/json" or media.endswith("+json"),
+    lambda media: media == "application/x-www-form-urlencoded",
+    lambda media: media == "multipart/form-data",
+    lambda media: media.startswith("text/"),
+    lambda media: True,
+)
+_MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which operations to keep: by tag, operationId (or generated name) and path glob.
+
+    An operation is kept when it matches any `include` entry (or `include` is empty)
+    and no `exclude` entry. `overrides` maps an operationId or generated operation
+    name to replacement `name`, `title` and/or `description`.
+    """
+
+    include: Mapping[str, Sequence[str]] = field(default_factory=dict[str, Sequence[str]])
+    exclude: Mapping[str, Sequence[str]] = field(default_factory=dict[str, Sequence[str]])
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict[str, Mapping[str, str]])
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    manifest: dict[str, Any]
+    """`name`, `title`, `description`, `base_url` (when known), `auth`, `operations`."""
+    faults: tuple[tuple[str, str], ...]
+    """(JSON pointer, reason) for each operation that could not be converted."""
+
+
+@dataclass(slots=True)
+class _Candidate:
+    pointer: str
+    operation_id: str | None
+    raw_name: str
+    tags: tuple[str, ...]
+    path: str
+    entry: dict[str, Any]
+
+
+def _pointer(*parts: str) -> str:
+    return "#/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def _text(value: Any, limit: int = MAX_DESCRIPTION) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = " ".join(value.split())
+    if not text:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _dialect(document: Document) -> str:
+    return "3.1" if document.root.get("openapi", "").startswith("3.1") else "3.0"
+
+
+class _Converter:
+    def __init__(self, document: Document, name: str) -> None:
+        self.document = document
+        self.name = name
+        self.dialect = _dialect(document)
+        self.faults: list[tuple[str, str]] = []
+
+    def deref(self, value: Any, base_uri: str) -> tuple[Any, str]:
+        """Follow `$ref`s on a non-schema object (parameter, request body, path item), up to a sane chain."""
+        for _ in range(32):
+            if isinstance(value, dict) and isinstance(cast(dict[str, Any], value).get("$ref"), str):
+                value, base_uri = self.document.resolve(cast(dict[str, Any], value)["$ref"], base_uri)
+            else:
+                return value, base_uri
+        raise OpenAPIError("a chain of $ref longer than 32 links")
+
+    def schema(self, schema: Any, base_uri: str) -> dict[str, Any]:
+        return translate_schema(
+            schema,
+            base_uri=base_uri,
+            resolve=self.document.resolve,
+            dialect=self.dialect,  # type: ignore[arg-type]
+        ).schema
+
+    # ------------------------------------------------------------------ the document as a whole
+
+    def base_url(self) -> str | None:
+        servers = self.document.root.get("servers")
+        if not isinstance(servers, list) or not servers or not isinstance(servers[0], dict):
+            return None
+        server = cast(dict[str, Any], servers[0])
+        url = server.get("url")
+        if not isinstance(url, str):
+            return None
+        for variable, spec in cast(dict[str, Any], server.get("variables") or {}).items():
+            default = cast(dict[str, Any], spec).get("default") if isinstance(spec, dict) else None
+            url = url.replace("{" + variable + "}", str(default if default is not None else ""))
+        if not re.match(r"^https?://", url):
+            if not self.document.uri.startswith(("http://", "https://")):
+                return None
+            url = urljoin(self.document.uri, url)
+        return url.rstrip("/")
+
+    def auth(self) -> dict[str, Any]:
+        schemes = cast(dict[str, Any], (self.document.root.get("components") or {}).get("securitySchemes") or {})
+        ordered: list[str] = []
+        for requirement in cast(list[Any], self.document.root.get("security") or []):
+            if isinstance(requirement, dict):
+                ordered.extend(cast(dict[str, Any], requirement))
+        ordered.extend(schemes)
+        for scheme_name in ordered:
+            scheme = schemes.get(scheme_name)
+            try:
+                scheme, _ = self.deref(scheme, self.document.uri)
+            except OpenAPIError:
+                continue
+            mapped = self._auth_for(scheme_name, scheme)
+            if mapped is not None:
+                return mapped
+        return {"type": "none"}
+
+    def _auth_for(self, scheme_name: str, scheme: Any) -> dict[str, Any] | None:
+        if not isinstance(scheme, dict):
+            return None
+        spec = cast(dict[str, Any], scheme)
+        kind = spec.get("type")
+        if kind == "apiKey" and spec.get("in") in ("header", "query", "cookie") and spec.get("name"):
+            secret = f"{self.name}_{snake_case(scheme_name)}"[:128]
+            return {"type": "api_key", "in": spec["in"], "name": spec["name"], "value": {"secret": secret}}
+        if kind == "http" and str(spec.get("scheme", "")).lower() == "basic":
+            return {
+                "type": "basic",
+                "username": {"secret": f"{self.name}_username"},
+                "password": {"secret": f"{self.name}_password"},
+            }
+        if kind == "http" and str(spec.get("scheme", "")).lower() == "bearer":
+            return {"type": "bearer", "token": {"secret": f"{self.name}_token"}}
+        if kind in ("oauth2", "openIdConnect"):
+            # The token flows themselves are the auth issue's; a stored access token works today.
+            return {"type": "bearer", "token": {"secret": f"{self.name}_token"}}
+        return None
+
+    # ------------------------------------------------------------------ operations
+
+    def candidates(self) -> Iterator[_Candidate]:
+        paths = self.document.root.get("paths")
+        if not isinstance(paths, dict):
+            return
+        for path, raw_item in cast(dict[str, Any], paths).items():
+            item_pointer = _pointer("paths", path)
+            try:
+                item, item_uri = self.deref(raw_item, self.document.uri)
+            except OpenAPIError as exc:
+                self.faults.append((item_pointer, exc.message))
+                continue
+            if not isinstance(item, dict):
+                self.faults.append((item_pointer, "a path item must be an object"))
+                continue
+            path_item = cast(dict[str, Any], item)
+            for method in HTTP_METHODS:
+                operation = path_item.get(method)
+                if not isinstance(operation, dict):
+                    continue
+                op = cast(dict[str, Any], operation)
+                pointer = _pointer("paths", path, method)
+                try:
+                    entry = self.operation(path, method, op, path_item, item_uri)
+                except OpenAPIError as exc:
+                    where = f"{pointer} ({exc.pointer})" if exc.pointer else pointer
+                    self.faults.append((where, f"{method.upper()} {path}: {exc.message}"))
+                    continue
+                operation_id = op.get("operationId") if isinstance(op.get("operationId"), str) else None
+                raw_name = snake_case(operation_id) if operation_id else fallback_name(method, path)
+                tags = tuple(t for t in cast(list[Any], op.get("tags") or []) if isinstance(t, str))
+                yield _Candidate(pointer, operation_id, raw_name, tags, path, entry)
+
+    def operation(
+        self, path: str, method: str, op: dict[str, Any], path_item: dict[str, Any], base_uri: str
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {"method": method.upper(), "path": path}
+        summary = _text(op.get("summary"), 200)
+        description = _text(op.get("description"))
+        if summary:
+            entry["title"] = summary
+        parts = [part for part in (summary, description) if part]
+        if len(parts) == 2 and description and summary and description.startswith(summary.rstrip(".")):
+            parts = [description]
+        text = " ".join(part if part[-1] in ".!?:" else f"{part}." for part in parts)
+        if op.get("deprecated") is True:
+            text = f"{text} Deprecated." if text else "Deprecated."
+        if text:
+            entry["description"] = _text(text, MAX_DESCRIPTION)
+        parameters = self.parameters(
+            [*cast(list[Any], path_item.get("parameters") or []), *cast(list[Any], op.get("parameters") or [])],
+            base_uri,
+        )
+        if parameters:
+            entry["parameters"] = parameters
+        if op.get("requestBody") is not None:
+            body = self.request_body(op["requestBody"], base_uri)
+            if body is not None:
+                entry["body"] = body
+        return entry
+
+    def parameters(self, raw: list[Any], base_uri: str) -> list[dict[str, Any]]:
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in raw:
+            parameter, parameter_uri = self.deref(item, base_uri)
+            if not isinstance(parameter, dict):
+                raise OpenAPIError("a parameter must be an object")
+            spec = cast(dict[str, Any], parameter)
+            name, location = spec.get("name"), spec.get("in")
+            if not isinstance(name, str) or location not in ("path", "query", "header", "cookie"):
+                raise OpenAPIError(f"parameter {name!r} has no valid name/in")
+            if location == "header" and name.lower() in IGNORED_HEADERS:
+                continue
+            converted: dict[str, Any] = {"name": name, "in": location}
+            if spec.get("required") is True or location == "path":
+                converted["required"] = True
+            described = _text(spec.get("description"))
+            if described:
+                converted["description"] = described
+            schema: Any = spec.get("schema")
+            if schema is None and isinstance(spec.get("content"), dict):
+                media = next(iter(cast(dict[str, Any], spec["content"]).values()), None)
+                schema = cast(dict[str, Any], media).get("schema") if isinstance(media, dict) else None
+            converted["schema"] = self.schema(schema if schema is not None else {"type": "string"}, parameter_uri)
+            for key in ("style", "explode"):
+                if key in spec:
+                    converted[key] = spec[key]
+            merged[(name, location)] = converted  # an operation's parameter replaces the path item's
+        return list(merged.values())
+
+    def request_body(self, raw: Any, base_uri: str) -> dict[str, Any] | None:
+        body, body_uri = self.deref(raw, base_uri)
+        if not isinstance(body, dict):
+            raise OpenAPIError("requestBody must be an object")
+        spec = cast(dict[str, Any], body)
+        content = spec.get("content")
+        if not isinstance(content, dict) or not content:
+            return None
+        media_types = [m for m in cast(dict[str, Any], content) if _MEDIA_TYPE.match(m.split(";")[0].strip().lower())]
+        chosen = next((m for prefer in _BODY_PREFERENCE for m in media_types if prefer(m.lower())), None)
+        if chosen is None:
+            raise OpenAPIError(f"no usable media type among {sorted(cast(dict[str, Any], content))}")
+        media = cast(dict[str, Any], content)[chosen]
+        schema: Any = cast(dict[str, Any], media).get("schema") if isinstance(media, dict) else None
+        converted: dict[str, Any] = {
+            "content_type": chosen.split(";")[0].strip().lower(),
+            "schema": self.schema(schema if schema is not None else {}, body_uri),
+        }
+        if spec.get("required") is True:
+            converted["required"] = True
+        described = _text(spec.get("description"))
+        if described:
+            converted["description"] = described
+        return converted
+
+
+def _matches(candidate: _Candidate, rules: Mapping[str, Sequence[str]]) -> bool:
+    keys = {candidate.raw_name, *([candidate.operation_id] if candidate.operation_id else [])}
+    return (
+        any(tag in rules.get("tags", ()) for tag in candidate.tags)
+        or any(key in rules.get("operations", ()) for key in keys)
+        or any(fnmatch.fnmatchcase(candidate.path, pattern) for pattern in rules.get("paths", ()))
+    )
+
+
+def _selected(candidate: _Candidate, selection: Selection) -> bool:
+    included = not any(selection.include.values()) or _matches(candidate, selection.include)
+    return included and not _matches(candidate, selection.exclude)
+
+
+def convert_document(document: Document, *, name: str, selection: Selection | None = None) -> Converted:
+    selection = selection or Selection()
+    converter = _Converter(document, name)
+    kept = [c for c in converter.candidates() if _selected(c, selection)]
+    for candidate in kept:
+        override = selection.overrides.get(candidate.operation_id or "") or selection.overrides.get(candidate.raw_name)
+        if override:
+            if override.get("name"):
+                candidate.raw_name = snake_case(override["name"])
+            for key in ("title", "description"):
+                if override.get(key):
+                    candidate.entry[key] = override[key]
+    names = assign_names([c.raw_name for c in kept], connector=name)
+    operations = [{"name": op_name, **candidate.entry} for op_name, candidate in zip(names, kept, strict=True)]
+
+    info = cast(dict[str, Any], document.root.get("info") or {})
+    manifest: dict[str, Any] = {"name": name}
+    title = _text(info.get("title"), 200)
+    if title:
+        manifest["title"] = title
+    description = _text(info.get("description"), 4000)
+    if description:
+        manifest["description"] = description
+    base_url = converter.base_url()
+    if base_url:
+        manifest["base_url"] = base_url
+    manifest["auth"] = converter.auth()
+    manifest["operations"] = operations
+    return Converted(manifest=manifest, faults=tuple(converter.faults))
