@@ -81,7 +81,6 @@ class Result:
 
 def import_one(path_text: str) -> Result:
     from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
 
     from mcp_server._catalog import _build_connector  # pyright: ignore[reportPrivateUsage]
     from mcp_server._openapi_convert import convert_document
@@ -111,10 +110,9 @@ def import_one(path_text: str) -> Result:
     result.fault_samples = [f"{pointer}: {reason}"[:200] for pointer, reason in converted.faults[:3]]
     names = [tool.name for tool in tools]
     result.duplicate_names = len(names) - len(set(names))
+    metaschema = Draft202012Validator(Draft202012Validator.META_SCHEMA)
     for tool in tools:
-        try:
-            Draft202012Validator.check_schema(tool.input_schema)
-        except SchemaError:
+        if not metaschema.is_valid(tool.input_schema):
             result.invalid_schemas += 1
         if not OPENAI_NAME.match(tool.name) or tool.input_schema.get("type") != "object":
             result.openai_rejects += 1

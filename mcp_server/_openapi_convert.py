@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urljoin
 
+from mcp_server._model import PATH_PLACEHOLDER
 from mcp_server._naming import assign_names, fallback_name, snake_case
 from mcp_server._openapi_document import Document, OpenAPIError
 from mcp_server._openapi_schema import translate_schema
@@ -32,14 +33,21 @@ from mcp_server._openapi_schema import translate_schema
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
 MAX_DESCRIPTION = 1000
-_BODY_PREFERENCE = (
-    lambda media: media == "application/json" or media.endswith("+json"),
+_BODY_PREFERENCE = (  # each applied to the media type's essence (lower case, parameters dropped)
+    lambda media: media == "application/json",
+    lambda media: media.endswith("+json"),
     lambda media: media == "application/x-www-form-urlencoded",
     lambda media: media == "multipart/form-data",
     lambda media: media.startswith("text/"),
     lambda media: True,
 )
 _MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
+_STYLES = frozenset({"simple", "label", "matrix", "form", "spaceDelimited", "pipeDelimited", "deepObject"})
+
+
+def _essence(media_type: str) -> str:
+    """`Application/JSON; charset=utf-8` → `application/json`."""
+    return media_type.split(";")[0].strip().lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,14 +227,20 @@ class _Converter:
         if len(parts) == 2 and description and summary and description.startswith(summary.rstrip(".")):
             parts = [description]
         text = " ".join(part if part[-1] in ".!?:" else f"{part}." for part in parts)
-        if op.get("deprecated") is True:
-            text = f"{text} Deprecated." if text else "Deprecated."
+        if op.get("deprecated") is True:  # trimmed before the marker is added, so a long description keeps it
+            text = f"{_text(text, MAX_DESCRIPTION - len(' Deprecated.'))} Deprecated." if text else "Deprecated."
         if text:
             entry["description"] = _text(text, MAX_DESCRIPTION)
         parameters = self.parameters(
             [*cast(list[Any], path_item.get("parameters") or []), *cast(list[Any], op.get("parameters") or [])],
             base_uri,
         )
+        declared_path = {p["name"] for p in parameters if p["in"] == "path"}
+        for placeholder in PATH_PLACEHOLDER.findall(path):
+            if placeholder not in declared_path:  # many real documents forget to declare one
+                parameters.append({"name": placeholder, "in": "path", "required": True, "schema": {"type": "string"}})
+                declared_path.add(placeholder)
+        parameters = [p for p in parameters if p["in"] != "path" or p["name"] in PATH_PLACEHOLDER.findall(path)]
         if parameters:
             entry["parameters"] = parameters
         if op.get("requestBody") is not None:
@@ -258,9 +272,11 @@ class _Converter:
                 media = next(iter(cast(dict[str, Any], spec["content"]).values()), None)
                 schema = cast(dict[str, Any], media).get("schema") if isinstance(media, dict) else None
             converted["schema"] = self.schema(schema if schema is not None else {"type": "string"}, parameter_uri)
-            for key in ("style", "explode"):
-                if key in spec:
-                    converted[key] = spec[key]
+            # Only values the manifest schema accepts: anything else would make an imported manifest invalid.
+            if spec.get("style") in _STYLES:
+                converted["style"] = spec["style"]
+            if isinstance(spec.get("explode"), bool):
+                converted["explode"] = spec["explode"]
             merged[(name, location)] = converted  # an operation's parameter replaces the path item's
         return list(merged.values())
 
@@ -272,14 +288,15 @@ class _Converter:
         content = spec.get("content")
         if not isinstance(content, dict) or not content:
             return None
-        media_types = [m for m in cast(dict[str, Any], content) if _MEDIA_TYPE.match(m.split(";")[0].strip().lower())]
-        chosen = next((m for prefer in _BODY_PREFERENCE for m in media_types if prefer(m.lower())), None)
-        if chosen is None:
-            raise OpenAPIError(f"no usable media type among {sorted(cast(dict[str, Any], content))}")
-        media = cast(dict[str, Any], content)[chosen]
+        declared = cast(dict[str, Any], content)
+        media_types = [m for m in declared if _MEDIA_TYPE.match(m.split(";")[0].strip().lower())]
+        chosen = next((m for prefer in _BODY_PREFERENCE for m in media_types if prefer(_essence(m))), None)
+        # `*/*`, `application/*` or a malformed type ("applicationjson"): JSON is what such APIs take.
+        sent_as = chosen.split(";")[0].strip().lower() if chosen else "application/json"
+        media = declared[chosen] if chosen else next(iter(declared.values()))
         schema: Any = cast(dict[str, Any], media).get("schema") if isinstance(media, dict) else None
         converted: dict[str, Any] = {
-            "content_type": chosen.split(";")[0].strip().lower(),
+            "content_type": sent_as,
             "schema": self.schema(schema if schema is not None else {}, body_uri),
         }
         if spec.get("required") is True:
