@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8765
 
-.PHONY: install serve test lint clean
+FASTMCP_VENV := .cache/fastmcp-venv
+
+.PHONY: install serve test lint clean corpus bench-openapi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,19 @@ lint: install
 	$(BIN)/ruff check mcp_server tests
 	$(BIN)/ruff format --check mcp_server tests
 	$(BIN)/pyright
+
+# Not part of `make test`: downloads ~75 MB of OpenAPI documents and installs FastMCP in its own venv.
+$(FASTMCP_VENV)/.installed:
+	$(PYTHON) -m venv $(FASTMCP_VENV)
+	$(FASTMCP_VENV)/bin/python -m pip install --quiet fastmcp
+	touch $@
+
+corpus: install $(FASTMCP_VENV)/.installed
+	$(BIN)/python bench/corpus.py --fastmcp $(FASTMCP_VENV)/bin/python $(CORPUS_ARGS)
+
+bench-openapi: install $(FASTMCP_VENV)/.installed
+	$(BIN)/python bench/corpus.py --fetch-only
+	$(BIN)/python bench/openapi_bench.py --fastmcp $(FASTMCP_VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
