@@ -130,21 +130,32 @@ logging.disable(logging.CRITICAL); warnings.filterwarnings("ignore")
 import httpx2 as httpx
 from fastmcp import FastMCP
 import asyncio
+import re
+from jsonschema import Draft202012Validator
+META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 async def count(spec):
     server = FastMCP.from_openapi(openapi_spec=spec, client=httpx.AsyncClient(base_url="https://example.com"))
+    tools = await server.list_tools()
     # Count every component FastMCP makes of an operation (its route maps may turn GETs into resources).
-    parts = [await server.list_tools()]
+    parts = [tools]
     for name in ("list_resources", "list_resource_templates"):
         if hasattr(server, name):
             parts.append(await getattr(server, name)())
-    return sum(len(part) for part in parts)
+    names = [t.name for t in tools]
+    return {
+        "tools": sum(len(part) for part in parts),
+        "invalid_schemas": sum(not META.is_valid(t.parameters) for t in tools),
+        "openai_rejects": sum(not NAME.match(t.name) for t in tools),
+        "duplicate_names": len(names) - len(set(names)),
+    }
 for line in sys.stdin:
     path = line.strip()
     started = time.perf_counter()
     try:
         spec = json.load(open(path))
-        tools = asyncio.run(count(spec))
-        print(json.dumps({"path": path, "tools": tools, "seconds": time.perf_counter() - started}), flush=True)
+        counts = asyncio.run(count(spec))
+        print(json.dumps({"path": path, **counts, "seconds": time.perf_counter() - started}), flush=True)
     except BaseException as exc:
         print(json.dumps({"path": path, "error": type(exc).__name__ + ": " + str(exc)[:150],
                           "seconds": time.perf_counter() - started}), flush=True)
@@ -207,9 +218,21 @@ def summarise(ours: list[Result], fastmcp: dict[str, dict[str, Any]] | None) -> 
         f"{tools} / {declared} ({100 * tools / max(1, declared):.2f} %)",
         f"{fm_tools} / {declared} ({100 * fm_tools / max(1, declared):.2f} %)" if fastmcp else "",
     )
-    row("invalid input schemas (draft 2020-12)", str(sum(r.invalid_schemas for r in imported)))
-    row("tools OpenAI would reject", str(sum(r.openai_rejects for r in imported)))
-    row("duplicate or dropped names", str(sum(r.duplicate_names for r in imported)))
+
+    def theirs(key: str) -> str:
+        return str(sum(int(v.get(key, 0)) for v in fm_ok)) if fastmcp else ""
+
+    row(
+        "invalid input schemas (draft 2020-12)",
+        str(sum(r.invalid_schemas for r in imported)),
+        theirs("invalid_schemas"),
+    )
+    row(
+        "tools OpenAI would reject (name or schema)",
+        str(sum(r.openai_rejects for r in imported)),
+        theirs("openai_rejects"),
+    )
+    row("duplicate tool names", str(sum(r.duplicate_names for r in imported)), theirs("duplicate_names"))
     row("operations skipped with a fault", str(sum(r.faults for r in imported)))
     total = sum(r.seconds for r in ours)
     fm_total = sum(float(v["seconds"]) for v in (fastmcp or {}).values())
