@@ -103,7 +103,8 @@ class MetaTools:
                 path=errors[0].json_path,
             )
         if name == "search_tools":
-            hits = self.index.search(arguments["query"], arguments.get("limit", 10))
+            # int(): JSON Schema's "integer" admits 2.0, which cannot slice a list.
+            hits = self.index.search(arguments["query"], int(arguments.get("limit", 10)))
             found = [
                 {
                     "name": tool.name,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urljoin
@@ -33,7 +33,8 @@ from mcp_server._openapi_schema import translate_schema
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
 IGNORED_HEADERS = frozenset({"accept", "content-type", "authorization"})
 MAX_DESCRIPTION = 1000
-_BODY_PREFERENCE = (  # each applied to the media type's essence (lower case, parameters dropped)
+# Each applied to a media type's essence (lower case, parameters dropped), best first.
+_BODY_PREFERENCE: tuple[Callable[[str], bool], ...] = (
     lambda media: media == "application/json",
     lambda media: media.endswith("+json"),
     lambda media: media == "application/x-www-form-urlencoded",
@@ -112,7 +113,7 @@ class _Converter:
             if isinstance(value, dict) and isinstance(cast(dict[str, Any], value).get("$ref"), str):
                 value, base_uri = self.document.resolve(cast(dict[str, Any], value)["$ref"], base_uri)
             else:
-                return value, base_uri
+                return cast(Any, value), base_uri
         raise OpenAPIError("a chain of $ref longer than 32 links")
 
     def schema(self, schema: Any, base_uri: str) -> dict[str, Any]:
@@ -143,7 +144,8 @@ class _Converter:
         return url.rstrip("/")
 
     def auth(self) -> dict[str, Any]:
-        schemes = cast(dict[str, Any], (self.document.root.get("components") or {}).get("securitySchemes") or {})
+        components = cast(dict[str, Any], self.document.root.get("components") or {})
+        schemes = cast(dict[str, Any], components.get("securitySchemes") or {})
         ordered: list[str] = []
         for requirement in cast(list[Any], self.document.root.get("security") or []):
             if isinstance(requirement, dict):
@@ -183,7 +185,9 @@ class _Converter:
 
     # ------------------------------------------------------------------ operations
 
-    def candidates(self) -> Iterator[_Candidate]:
+    def candidates(self, selection: Selection) -> Iterator[_Candidate]:
+        """The selected operations, converted; an operation the selection leaves out is never converted, so its
+        faults are not reported (excluding a broken operation is how a user silences it)."""
         paths = self.document.root.get("paths")
         if not isinstance(paths, dict):
             return
@@ -204,16 +208,19 @@ class _Converter:
                     continue
                 op = cast(dict[str, Any], operation)
                 pointer = _pointer("paths", path, method)
+                operation_id = op.get("operationId") if isinstance(op.get("operationId"), str) else None
+                raw_name = snake_case(operation_id) if operation_id else fallback_name(method, path)
+                tags = tuple(t for t in cast(list[Any], op.get("tags") or []) if isinstance(t, str))
+                candidate = _Candidate(pointer, operation_id, raw_name, tags, path, {})
+                if not _selected(candidate, selection):
+                    continue
                 try:
-                    entry = self.operation(path, method, op, path_item, item_uri)
+                    candidate.entry = self.operation(path, method, op, path_item, item_uri)
                 except OpenAPIError as exc:
                     where = f"{pointer} ({exc.pointer})" if exc.pointer else pointer
                     self.faults.append((where, f"{method.upper()} {path}: {exc.message}"))
                     continue
-                operation_id = op.get("operationId") if isinstance(op.get("operationId"), str) else None
-                raw_name = snake_case(operation_id) if operation_id else fallback_name(method, path)
-                tags = tuple(t for t in cast(list[Any], op.get("tags") or []) if isinstance(t, str))
-                yield _Candidate(pointer, operation_id, raw_name, tags, path, entry)
+                yield candidate
 
     def operation(
         self, path: str, method: str, op: dict[str, Any], path_item: dict[str, Any], base_uri: str
@@ -324,7 +331,7 @@ def _selected(candidate: _Candidate, selection: Selection) -> bool:
 def convert_document(document: Document, *, name: str, selection: Selection | None = None) -> Converted:
     selection = selection or Selection()
     converter = _Converter(document, name)
-    kept = [c for c in converter.candidates() if _selected(c, selection)]
+    kept = list(converter.candidates(selection))
     for candidate in kept:
         override = selection.overrides.get(candidate.operation_id or "") or selection.overrides.get(candidate.raw_name)
         if override:
