@@ -30,7 +30,7 @@ def build_application(settings: Settings) -> Application:
     """Load what `settings` name; a refused manifest is logged and the rest still load."""
     catalog = load_catalog(settings.tools_dirs)
     for fault in catalog.faults:
-        logger.error("manifest refused: %s", fault)
+        logger.error("manifest fault: %s", fault)
     registry = Registry.from_catalog(catalog, include=settings.include_tools, exclude=settings.exclude_tools)
     logger.info("loaded %d connectors, %d tools", len(catalog.connectors), len(registry))
     pipeline = Pipeline(
