@@ -14,6 +14,8 @@ Choices, where OpenAPI leaves room:
 - bodies: JSON (or `+json`) first, then form, multipart, text, then binary.
 - header parameters named Accept, Content-Type or Authorization are ignored, as the
   OpenAPI specification says.
+- a query parameter may not be sent empty (`q=`) unless it sets `allowEmptyValue`, so its
+  declared string schema gets `minLength: 1` (an enum or const says for itself).
 """
 
 from __future__ import annotations
@@ -279,6 +281,8 @@ class _Converter:
                 media = next(iter(cast(dict[str, Any], spec["content"]).values()), None)
                 schema = cast(dict[str, Any], media).get("schema") if isinstance(media, dict) else None
             converted["schema"] = self.schema(schema if schema is not None else {"type": "string"}, parameter_uri)
+            if location == "query" and schema is not None and spec.get("allowEmptyValue") is not True:
+                converted["schema"] = _not_empty(converted["schema"])
             # Only values the manifest schema accepts: anything else would make an imported manifest invalid.
             if spec.get("style") in _STYLES:
                 converted["style"] = spec["style"]
@@ -312,6 +316,15 @@ class _Converter:
         if described:
             converted["description"] = described
         return converted
+
+
+def _not_empty(schema: dict[str, Any]) -> dict[str, Any]:
+    """A string schema that refuses "": OpenAPI's `allowEmptyValue` is false by default, so `q=` does not conform."""
+    kind = schema.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string and not schema.get("minLength") and "enum" not in schema and "const" not in schema:
+        return {**schema, "minLength": 1}
+    return schema
 
 
 def _matches(candidate: _Candidate, rules: Mapping[str, Sequence[str]]) -> bool:
