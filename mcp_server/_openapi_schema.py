@@ -21,6 +21,7 @@ The output is what a model reads and what OpenAI function calling (non-strict) a
   `required`; the parent description gains "Set <propertyName> to choose the variant: a | b."
 - 3.0: `nullable` / `x-nullable` add "null" to `type` and `enum`, or wrap as `anyOf: [schema, {"type": "null"}]`
   when there is no plain type. Boolean `exclusiveMinimum`/`exclusiveMaximum` become numeric (any dialect).
+  An integer's `format: int32`/`int64` also becomes `minimum`/`maximum`, unless its own bounds are tighter.
   `example` becomes `examples` (any dialect).
 - Dropped: `x-*`, `xml`, `externalDocs`, `discriminator`, `deprecated: false`, `$defs`, `$id`, unknown keywords and
   keyword values of the wrong shape (a `pattern` Python cannot compile is dropped with a note). Request
@@ -94,6 +95,7 @@ _REF_SIBLINGS_3_0 = frozenset(
     {"description", "title", "nullable", "x-nullable", "readOnly", "writeOnly", "default", "example", "deprecated"}
 )
 _BASE64_NOTE = "File content, base64-encoded."
+_INTEGER_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _REGEX = Draft202012Validator.FORMAT_CHECKER
 
 
@@ -482,6 +484,7 @@ class _Run:
             flag = node.get("exclusiveM" + bound[1:])
             if flag is True and bound in out:  # 3.0 form: a flag on minimum/maximum (false is the default)
                 out["exclusiveM" + bound[1:]] = out.pop(bound)
+        _bound_integer_format(out)
         examples = _examples(node)
         if examples:
             out["examples"] = examples
@@ -735,6 +738,23 @@ class _Run:
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
     return cast(dict[str, Any], value) if isinstance(value, dict) else None
+
+
+def _bound_integer_format(out: dict[str, Any]) -> None:
+    """`format: int32`/`int64` on an integer as `minimum`/`maximum` (JSON Schema validators ignore these formats;
+    OpenAPI validators and the APIs behind them do not), unless the schema's own bounds are as tight."""
+    limits = _INTEGER_RANGES.get(str(out.get("format")))
+    kind = out.get("type")
+    if limits is None or not (kind == "integer" or (isinstance(kind, list) and "integer" in kind)):
+        return
+    low, high = limits
+    own = {key: value for key, value in out.items() if key in _NUMBERS and _is_number(value)}
+    lows = [own[key] for key in ("minimum", "exclusiveMinimum") if key in own]
+    if not lows or max(lows) < low:
+        out["minimum"] = low
+    highs = [own[key] for key in ("maximum", "exclusiveMaximum") if key in own]
+    if not highs or min(highs) > high:
+        out["maximum"] = high
 
 
 def _is_number(value: Any) -> bool:
