@@ -18,6 +18,8 @@ The rules (the per-location value forms live in `_serialize`):
   binary: the value is base64 text, sent decoded.
 - Arguments absent or `None` are not sent; a path parameter must have a value, and one that
   would expand to an empty, `.` or `..` segment is refused (it would address another resource).
+  The exception is a property of a JSON body whose schema admits null explicitly: its `None`
+  is sent as `null` (a required nullable property must be present; in a PATCH, null clears).
 
 Faults in arguments raise `InvalidArguments` with `details["path"]` = `$.<argument>`. A manifest
 or secret value that would split a header raises `ValueError` naming the value's source,
@@ -209,17 +211,23 @@ def _body(
     body = operation.body
     if body is None:
         return None, None
+    content_type = body.content_type
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    is_json = media_type == JSON_CONTENT_TYPE or media_type.endswith("+json")
+    schemas = cast(Mapping[str, Any], (body.schema.get("properties") if is_json else None) or {})
     whole_arg = next((arg for arg, b in bindings.items() if b.location == "body"), None)
     argument_of = {b.name: arg for arg, b in bindings.items() if b.location == "body_property"}
-    properties = {name: arguments[arg] for name, arg in argument_of.items() if arguments.get(arg) is not None}
+    properties = {
+        name: arguments[arg]
+        for name, arg in argument_of.items()
+        if arguments.get(arg) is not None or (arg in arguments and _admits_null(schemas.get(name)))
+    }
     if whole_arg is not None and arguments.get(whole_arg) is not None:
         payload, fault_path = arguments[whole_arg], f"$.{whole_arg}"
     elif properties or (body.required and whole_arg is None):
         payload, fault_path = properties, "$"
     else:
         return None, None
-    content_type = body.content_type
-    media_type = content_type.split(";", 1)[0].strip().lower()
     try:
         if media_type == FORM_CONTENT_TYPE:
             content = form_body(payload)
@@ -230,7 +238,7 @@ def _body(
         elif media_type.startswith("text/"):
             # Text as it is; structured data has no other sensible encoding than JSON.
             content = payload.encode("utf-8") if isinstance(payload, str) else dump_json(payload)
-        elif media_type == JSON_CONTENT_TYPE or media_type.endswith("+json"):
+        elif is_json:
             content = dump_json(payload)
         else:
             # `application/octet-stream`, `image/png`, ...: bytes cannot travel in JSON arguments but as base64.
@@ -240,6 +248,21 @@ def _body(
             fault_path = f"{fault_path}.{exc.key}" if fault_path != "$" else f"$.{argument_of.get(exc.key, exc.key)}"
         raise InvalidArguments(f"Request body: {exc}", path=fault_path) from None
     return content, content_type
+
+
+def _admits_null(schema: Any) -> bool:
+    """Whether a schema names null itself: a `null` type, null in `enum` or `const`, or an `anyOf`/`oneOf` branch
+    that does (an untyped `{}` accepts null too, but there `None` more likely means "not given")."""
+    if not isinstance(schema, Mapping):
+        return False
+    spec = cast(Mapping[str, Any], schema)
+    kind = spec.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    if ("const" in spec and spec["const"] is None) or (isinstance(spec.get("enum"), list) and None in spec["enum"]):
+        return True
+    branches = [branch for key in ("anyOf", "oneOf") for branch in cast(list[Any], spec.get(key) or [])]
+    return any(_admits_null(branch) for branch in branches)
 
 
 def _apply_auth_headers(
