@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from mcp_server._errors import InvalidArguments, UnknownTool
 from mcp_server._model import IDEMPOTENT_METHODS, READ_ONLY_METHODS, Catalog, Connector, Operation
 from mcp_server._request import Binding
+from mcp_server._serialize import local_subschema
 from mcp_server._violations import violations
 
 MAX_REPORTED_ERRORS = 10
@@ -65,15 +66,6 @@ def tool_annotations(operation: Operation) -> dict[str, bool]:
     return hints
 
 
-def _inline_root_ref(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A body schema that is only `{"$ref": "#/$defs/X", "$defs": ...}` is flattened from X."""
-    ref = schema.get("$ref")
-    defs = cast(Mapping[str, Any], schema.get("$defs", {}))
-    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[len("#/$defs/") :] in defs:
-        return cast(Mapping[str, Any], defs[ref[len("#/$defs/") :]])
-    return schema
-
-
 def _with_description(schema: Mapping[str, Any], description: str | None) -> dict[str, Any]:
     result = dict(schema)
     if description and "description" not in result:
@@ -112,7 +104,8 @@ def flatten_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Bindi
     body = operation.body
     if body is not None:
         defs.update(cast(Mapping[str, Any], body.schema.get("$defs", {})))
-        object_schema = _inline_root_ref(body.schema)
+        # A body that is only `{"$ref": "#/$defs/X", "$defs": ...}` is flattened from X.
+        object_schema = local_subschema(body.schema, body.schema)
         body_properties = cast(Mapping[str, Any] | None, object_schema.get("properties"))
         if object_schema.get("type") == "object" and body_properties:
             body_required = set(cast(Sequence[str], object_schema.get("required", ())))

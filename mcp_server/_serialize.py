@@ -290,13 +290,13 @@ def multipart_body(value: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple
     The boundary is random and never occurs in the body.
     """
     root = schema
-    object_schema = _subschema(schema, root)
+    object_schema = local_subschema(schema, root)
     properties = cast(Mapping[str, Any], object_schema.get("properties", {}))
     parts: list[bytes] = []
     for key, item in value.items():
         if item is None:
             continue
-        prop_schema = _subschema(properties.get(key), root)
+        prop_schema = local_subschema(properties.get(key), root)
         try:
             parts += _multipart_parts(key, item, prop_schema, root)
         except UnserializableValue as exc:
@@ -309,7 +309,7 @@ def multipart_body(value: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple
     return body, f"{MULTIPART_CONTENT_TYPE}; boundary={boundary}"
 
 
-def _subschema(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
+def local_subschema(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
     """`schema` with a local `{"$ref": "#/$defs/X"}` replaced by X from `root`; `{}` for a non-object schema."""
     if not isinstance(schema, Mapping):
         return {}
@@ -333,7 +333,7 @@ def _multipart_parts(name: str, value: Any, schema: Mapping[str, Any], root: Map
     if items is not None:
         if any(isinstance(item, (Mapping, list, tuple)) for item in items):
             return [_part(name, dump_json(value), "application/json")]
-        item_schema = _subschema(schema.get("items"), root)
+        item_schema = local_subschema(schema.get("items"), root)
         return [part for item in items for part in _multipart_parts(name, item, item_schema, root)]
     if isinstance(value, Mapping):
         return [_part(name, dump_json(value), "application/json")]
