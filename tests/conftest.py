@@ -163,6 +163,21 @@ def server_env(vault_path: Path, tools_dir: Path) -> dict[str, str]:
     return env
 
 
+def run_cli(
+    env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m mcp_server ARGS` as a user runs it, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_server", *args],
+        env=env,
+        input=stdin,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def server_command() -> tuple[str, list[str]]:
     """The installed `mcp-connectors serve` script, as desktop clients launch it; `python -m` as a fallback."""
     script = shutil.which("mcp-connectors", path=str(Path(sys.executable).parent))

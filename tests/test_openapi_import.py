@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import yaml
 from mcp_server._catalog import load_catalog, load_manifest
 from mcp_server._openapi_import import import_openapi
 from mcp_server._registry import build_tool
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openapi_convert"
 SHOP_TOOLS = [
@@ -48,27 +47,16 @@ def env(tmp_path: Path) -> dict[str, str]:
     return environ
 
 
-def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mcp_server", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def import_to(env: dict[str, str], spec: Path | str, out_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return cli(env, "import-openapi", str(spec), "--name", "demo", "-o", str(out_dir / "demo.yaml"), *extra)
+    return run_cli(env, "import-openapi", str(spec), "--name", "demo", "-o", str(out_dir / "demo.yaml"), *extra)
 
 
 def validate(env: dict[str, str], tools: Path) -> subprocess.CompletedProcess[str]:
-    return cli(env, "validate", "--tools", str(tools))
+    return run_cli(env, "validate", "--tools", str(tools))
 
 
 def listed_tools(env: dict[str, str], tools: Path) -> list[dict[str, Any]]:
-    result = cli(env, "tools", "--json", "--tools", str(tools))
+    result = run_cli(env, "tools", "--json", "--tools", str(tools))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -133,7 +121,7 @@ def test_import_writes_a_manifest_that_validates_and_serves(env: dict[str, str],
 
 def test_imported_manifest_serves_the_same_tools_as_an_openapi_manifest(env: dict[str, str], tmp_path: Path) -> None:
     shutil.copytree(FIXTURES, tmp_path / "specs")
-    result = cli(
+    result = run_cli(
         env, "import-openapi", "specs/shop-3.0.yaml", "--name", "demo", "-o", "imported/demo.yaml", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
@@ -174,7 +162,7 @@ def test_swagger_2_imports(env: dict[str, str], tmp_path: Path) -> None:
 
 def test_without_o_and_without_servers(env: dict[str, str], tmp_path: Path) -> None:
     """To stdout; the document's only server is relative, so a placeholder base_url is written, and said."""
-    result = cli(env, "import-openapi", str(FIXTURES / "notes-3.1.yaml"), "--name", "demo", cwd=tmp_path)
+    result = run_cli(env, "import-openapi", str(FIXTURES / "notes-3.1.yaml"), "--name", "demo", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
     assert "wrote" not in result.stderr
@@ -317,7 +305,7 @@ def test_a_document_without_operations_is_refused(env: dict[str, str], tmp_path:
 
 def test_an_invalid_connector_name_is_refused(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "tools"
-    result = cli(
+    result = run_cli(
         env, "import-openapi", str(FIXTURES / "petshop-swagger2.yaml"), "--name", "my-api", "-o", str(out / "x.yaml")
     )
     assert_one_line_error(result, "invalid connector name 'my-api'")
