@@ -54,7 +54,109 @@ class HeadersAuth:
     headers: Mapping[str, ValueRef]
 
 
-Auth = NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | HeadersAuth
+@dataclass(frozen=True, slots=True)
+class OAuth2ClientCredentials:
+    """RFC 6749 §4.4: the server trades its client id and secret for an access token, cached until shortly
+    before it expires; a 401 from the API drops the cached token and the call is retried once."""
+
+    token_url: str
+    client_id: ValueRef
+    client_secret: ValueRef
+    scopes: tuple[str, ...] = ()
+    audience: str | None = None
+    client_auth: Literal["basic", "body"] = "basic"
+    """How the client authenticates to the token endpoint: HTTP Basic (RFC 6749's default) or form fields."""
+    extra_params: Mapping[str, str] = field(default_factory=dict[str, str])
+
+
+@dataclass(frozen=True, slots=True)
+class OAuth2AuthorizationCode:
+    """RFC 6749 §4.1 with PKCE (RFC 7636): `mcp-connectors auth login` obtains the tokens once, interactively;
+    they live in the vault record `token_secret` and are refreshed (and rotated) as they expire."""
+
+    authorization_url: str
+    token_url: str
+    client_id: ValueRef
+    token_secret: str
+    """Vault record holding the token set as JSON (access and refresh token, expiry)."""
+    client_secret: ValueRef | None = None
+    scopes: tuple[str, ...] = ()
+    client_auth: Literal["basic", "body"] = "body"
+    redirect_port: int = 0
+    """Port of the loopback callback (`http://127.0.0.1:PORT/callback`); 0 picks a free one."""
+    extra_params: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Extra query parameters for the authorization URL (e.g. `access_type: offline`)."""
+
+
+JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
+
+
+@dataclass(frozen=True, slots=True)
+class JwtAuth:
+    """A JWT signed per request with a key from the vault (an HMAC secret or a PEM private key)."""
+
+    algorithm: JwtAlgorithm
+    key: ValueRef
+    claims: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    """Fixed claims (iss, sub, aud, ...); `iat`, `exp` and a fresh `jti` are added per request."""
+    lifetime: int = 300
+    """Seconds from `iat` to `exp`."""
+    key_id: str | None = None
+    """`kid` in the JOSE header."""
+    header: str = "Authorization"
+    scheme: str | None = "Bearer"
+    """Prefix before the token in `header`; None sends the bare token."""
+
+
+HmacAlgorithm = Literal["sha256", "sha384", "sha512", "sha1"]
+
+
+@dataclass(frozen=True, slots=True)
+class HmacAuth:
+    """Request signing with a shared secret: key id, timestamp and an HMAC over a canonical string built from the
+    request, each in its own header. The defaults are the common `X-API-Key`/`X-Timestamp`/`X-Signature` scheme."""
+
+    key_id: ValueRef
+    secret: ValueRef
+    algorithm: HmacAlgorithm = "sha256"
+    canonical: str = "{method}\n{path}\n{timestamp}\n{body_sha256}"
+    """Template over `method`, `path` (with the query), `path_only`, `query`, `timestamp`, `body_sha256`,
+    `body_sha512`, `body_md5`, `host`, `key_id`, `nonce`."""
+    key_header: str | None = "X-API-Key"
+    timestamp_header: str = "X-Timestamp"
+    signature_header: str = "X-Signature"
+    nonce_header: str | None = None
+    signature_encoding: Literal["hex", "base64"] = "hex"
+    signature_prefix: str = ""
+    """Prepended to the encoded signature (e.g. `sha256=`)."""
+    timestamp_format: Literal["unix", "unix_ms", "iso8601"] = "unix"
+
+
+@dataclass(frozen=True, slots=True)
+class SigV4Auth:
+    """AWS Signature Version 4, computed over the final request (headers, query and body hash)."""
+
+    access_key_id: ValueRef
+    secret_access_key: ValueRef
+    region: str
+    service: str
+    session_token: ValueRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """mTLS: a PEM certificate (chain) and private key from the vault, presented on every connection."""
+
+    certificate: ValueRef
+    private_key: ValueRef
+    password: ValueRef | None = None
+
+
+StaticAuth = NoAuth | BearerAuth | ApiKeyAuth | BasicAuth | HeadersAuth
+"""Applied by the pure request builder from resolved values."""
+DynamicAuth = OAuth2ClientCredentials | OAuth2AuthorizationCode | JwtAuth | HmacAuth | SigV4Auth
+"""Applied after the request is built, per attempt: tokens fetched or refreshed, signatures over the final bytes."""
+Auth = StaticAuth | DynamicAuth
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +276,8 @@ class Connector:
     """The connector-wide defaults; each operation carries its own merged copy."""
     rate_limit: RateLimit | None = None
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    client_certificate: ClientCertificate | None = None
+    """mTLS, combined with any `auth` (`auth: {type: mtls}` in a manifest is this alone)."""
     allow_networks: tuple[str, ...] = ()
     """Private addresses (CIDRs or host names) this connector may reach besides its base URL's own host."""
     source: Path | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal, Protocol
 
 
 class Secret:
@@ -56,3 +56,29 @@ class ValueRef:
         if self.kind == "env":
             return f"environment variable {self.value}"
         return "literal value"
+
+
+class SecretStore(Protocol):
+    """Where `{secret: NAME}` values live: the encrypted vault file, or HashiCorp Vault.
+
+    Names are ``A-Z a-z 0-9 _ . @ -``; an account's copy of a secret is ``NAME@ACCOUNT``.
+    """
+
+    remote: ClassVar[bool]
+    """True when reads do network I/O: the pipeline then calls `get` off the event loop."""
+
+    def get(self, name: str) -> Secret | None: ...
+
+    def set(self, name: str, value: str) -> None: ...
+
+    def delete(self, name: str) -> bool: ...
+
+    def names(self) -> list[str]: ...
+
+    def check(self) -> None:
+        """Raise `VaultError` unless the store can be read with the key or token it was given."""
+        ...
+
+    def describe(self) -> str:
+        """Where the secrets are, for messages: `vault file /x/vault.json`, `HashiCorp Vault at https://...`."""
+        ...
