@@ -30,13 +30,20 @@ from mcp_server._model import (
     BreakerPolicy,
     CallPolicy,
     Catalog,
+    ClientCertificate,
     Connector,
+    DynamicAuth,
     HeadersAuth,
+    HmacAuth,
+    JwtAuth,
     ManifestFault,
     NoAuth,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
     Operation,
     Parameter,
     RateLimit,
+    SigV4Auth,
     Timeouts,
 )
 from mcp_server._resources import bundled_dir
@@ -184,17 +191,101 @@ def _value_map(raw: Mapping[str, Any] | None) -> dict[str, ValueRef]:
     return {name: _value_ref(value) for name, value in (raw or {}).items()}
 
 
-def _build_auth(raw: Mapping[str, Any] | None) -> Auth:
+def _optional_ref(raw: Any) -> ValueRef | None:
+    return None if raw is None else _value_ref(raw)
+
+
+def _build_auth(raw: Mapping[str, Any] | None, connector: str) -> tuple[Auth, ClientCertificate | None]:
+    """The connector's auth, and the client certificate when `type: mtls` asks for one and nothing else."""
     if raw is None or raw["type"] == "none":
-        return NoAuth()
+        return NoAuth(), None
     kind = raw["type"]
     if kind == "bearer":
-        return BearerAuth(token=_value_ref(raw["token"]), scheme=raw.get("scheme", "Bearer"))
+        return BearerAuth(token=_value_ref(raw["token"]), scheme=raw.get("scheme", "Bearer")), None
     if kind == "api_key":
-        return ApiKeyAuth(location=raw["in"], name=raw["name"], value=_value_ref(raw["value"]))
+        return ApiKeyAuth(location=raw["in"], name=raw["name"], value=_value_ref(raw["value"])), None
     if kind == "basic":
-        return BasicAuth(username=_value_ref(raw["username"]), password=_value_ref(raw["password"]))
-    return HeadersAuth(headers=_value_map(raw["headers"]))
+        return BasicAuth(username=_value_ref(raw["username"]), password=_value_ref(raw["password"])), None
+    if kind == "headers":
+        return HeadersAuth(headers=_value_map(raw["headers"])), None
+    if kind == "mtls":
+        return NoAuth(), _client_certificate(raw)
+    return _build_dynamic_auth(raw, connector), None
+
+
+def _build_dynamic_auth(raw: Mapping[str, Any], connector: str) -> DynamicAuth:
+    kind = raw["type"]
+    if kind == "oauth2_client_credentials":
+        return OAuth2ClientCredentials(
+            token_url=raw["token_url"],
+            client_id=_value_ref(raw["client_id"]),
+            client_secret=_value_ref(raw["client_secret"]),
+            scopes=tuple(raw.get("scopes", ())),
+            audience=raw.get("audience"),
+            client_auth=raw.get("client_auth", "basic"),
+            extra_params=dict(raw.get("params", {})),
+        )
+    if kind == "oauth2_authorization_code":
+        return OAuth2AuthorizationCode(
+            authorization_url=raw["authorization_url"],
+            token_url=raw["token_url"],
+            client_id=_value_ref(raw["client_id"]),
+            token_secret=raw.get("token_secret", f"{connector}_oauth"),
+            client_secret=_optional_ref(raw.get("client_secret")),
+            scopes=tuple(raw.get("scopes", ())),
+            client_auth=raw.get("client_auth", "body"),
+            redirect_port=raw.get("redirect_port", 0),
+            extra_params=dict(raw.get("params", {})),
+        )
+    if kind == "jwt":
+        return JwtAuth(
+            algorithm=raw["algorithm"],
+            key=_value_ref(raw["key"]),
+            claims=dict(raw.get("claims", {})),
+            lifetime=raw.get("lifetime", 300),
+            key_id=raw.get("key_id"),
+            header=raw.get("header", "Authorization"),
+            scheme=raw.get("scheme", "Bearer"),
+        )
+    if kind == "hmac":
+        headers = raw.get("headers", {})
+        auth = HmacAuth(
+            key_id=_value_ref(raw["key_id"]),
+            secret=_value_ref(raw["secret"]),
+            algorithm=raw.get("algorithm", "sha256"),
+            key_header=headers.get("key", "X-API-Key"),
+            timestamp_header=headers.get("timestamp", "X-Timestamp"),
+            signature_header=headers.get("signature", "X-Signature"),
+            nonce_header=headers.get("nonce"),
+            signature_encoding=raw.get("encoding", "hex"),
+            signature_prefix=raw.get("prefix", ""),
+            timestamp_format=raw.get("timestamp_format", "unix"),
+        )
+        if "canonical" in raw:
+            from mcp_server._signing import check_hmac_template
+
+            try:
+                check_hmac_template(raw["canonical"])
+            except ValueError as exc:
+                raise _Fault("$.auth.canonical", str(exc)) from None
+            auth = replace(auth, canonical=raw["canonical"])
+        return auth
+    assert kind == "aws_sigv4", kind  # the schema admits no other type
+    return SigV4Auth(
+        access_key_id=_value_ref(raw["access_key_id"]),
+        secret_access_key=_value_ref(raw["secret_access_key"]),
+        region=raw["region"],
+        service=raw["service"],
+        session_token=_optional_ref(raw.get("session_token")),
+    )
+
+
+def _client_certificate(raw: Mapping[str, Any]) -> ClientCertificate:
+    return ClientCertificate(
+        certificate=_value_ref(raw["certificate"]),
+        private_key=_value_ref(raw["private_key"]),
+        password=_optional_ref(raw.get("password")),
+    )
 
 
 def _check_schema(schema: Mapping[str, Any], json_path: str) -> None:
@@ -342,13 +433,19 @@ def _build_connector(manifest: Mapping[str, Any], path: Path, *, generated: int 
                 f"tool name {tool_name!r} is {len(tool_name)} characters; the limit is {MAX_TOOL_NAME_LENGTH}",
             )
         operations.append(_build_operation(raw, json_path, policy, check_schemas=index >= generated))
+    auth, client_certificate = _build_auth(manifest.get("auth"), name)
+    if "client_certificate" in manifest:
+        if client_certificate is not None:
+            raise _Fault("$.client_certificate", "give the certificate here or in `auth: {type: mtls}`, not both")
+        client_certificate = _client_certificate(manifest["client_certificate"])
     return Connector(
         name=name,
         base_url=manifest["base_url"].rstrip("/"),
         operations=tuple(operations),
         title=manifest.get("title"),
         description=manifest.get("description"),
-        auth=_build_auth(manifest.get("auth")),
+        auth=auth,
+        client_certificate=client_certificate,
         headers=_value_map(manifest.get("headers")),
         policy=policy,
         rate_limit=RateLimit(**manifest["rate_limit"]) if "rate_limit" in manifest else None,

@@ -169,6 +169,8 @@ class _Converter:
             return None
         spec = cast(dict[str, Any], scheme)
         kind = spec.get("type")
+        if kind == "apiKey" and str(spec.get("x-amazon-apigateway-authtype", "")).lower() == "awssigv4":
+            return self._sigv4_auth()
         if kind == "apiKey" and spec.get("in") in ("header", "query", "cookie") and spec.get("name"):
             secret = f"{self.name}_{snake_case(scheme_name)}"[:128]
             return {"type": "api_key", "in": spec["in"], "name": spec["name"], "value": {"secret": secret}}
@@ -180,10 +182,73 @@ class _Converter:
             }
         if kind == "http" and str(spec.get("scheme", "")).lower() == "bearer":
             return {"type": "bearer", "token": {"secret": f"{self.name}_token"}}
+        if kind == "oauth2":
+            flows = cast(dict[str, Any], spec.get("flows") if isinstance(spec.get("flows"), dict) else {})
+            mapped = self._oauth_flow(flows)
+            if mapped is not None:
+                return mapped
         if kind in ("oauth2", "openIdConnect"):
-            # The token flows themselves are the auth issue's; a stored access token works today.
+            # Implicit/password flows and OpenID discovery: a token the user obtains elsewhere still works.
             return {"type": "bearer", "token": {"secret": f"{self.name}_token"}}
         return None
+
+    def _oauth_flow(self, flows: dict[str, Any]) -> dict[str, Any] | None:
+        """Client credentials when the API offers it (no user in the loop), else authorization code + PKCE."""
+        supported = (("clientCredentials", "client_credentials"), ("authorizationCode", "authorization_code"))
+        for flow_name, kind in supported:
+            flow = flows.get(flow_name)
+            if not isinstance(flow, dict):
+                continue
+            spec = cast(dict[str, Any], flow)
+            token_url = self._absolute(spec.get("tokenUrl"))
+            authorization_url = self._absolute(spec.get("authorizationUrl"))
+            if token_url is None or (kind == "authorization_code" and authorization_url is None):
+                continue
+            scopes = sorted(str(s) for s in cast(dict[str, Any], spec.get("scopes") or {}) if " " not in str(s))
+            auth: dict[str, Any] = {
+                "type": f"oauth2_{kind}",
+                "token_url": token_url,
+                "client_id": {"secret": f"{self.name}_client_id"},
+                "client_secret": {"secret": f"{self.name}_client_secret"},
+            }
+            if authorization_url is not None and kind == "authorization_code":
+                auth["authorization_url"] = authorization_url
+            if scopes:
+                auth["scopes"] = scopes
+            return auth
+        return None
+
+    def _absolute(self, url: Any) -> str | None:
+        if not isinstance(url, str) or not url:
+            return None
+        if not re.match(r"^https?://", url, re.IGNORECASE):
+            if not self.document.uri.startswith(("http://", "https://")):
+                return None
+            url = urljoin(self.document.uri, url)
+        return url if re.match(r"^https?://[^\s/?#]+(/[^\s#]*)?$", url) else None
+
+    def _sigv4_auth(self) -> dict[str, Any]:
+        """AWS descriptions (aws2openapi) put the region in a server variable and the signing name before it."""
+        region, service = "us-east-1", self.name
+        servers = cast(list[Any], self.document.root.get("servers") or [])
+        first = cast(dict[str, Any], servers[0]) if servers and isinstance(servers[0], dict) else {}
+        variables = cast(dict[str, Any], first.get("variables") or {})
+        region_spec = variables.get("region")
+        if isinstance(region_spec, dict) and isinstance(cast(dict[str, Any], region_spec).get("default"), str):
+            region = cast(dict[str, Any], region_spec)["default"]
+        host = re.sub(r"^[a-z]+://", "", str(first.get("url", "")), flags=re.IGNORECASE).split("/", 1)[0]
+        labels = host.split(".")
+        if "{region}" in labels and labels.index("{region}") > 0:
+            service = labels[labels.index("{region}") - 1]
+        elif labels and re.fullmatch(r"[a-z0-9-]+", labels[0]):
+            service = labels[0]
+        return {
+            "type": "aws_sigv4",
+            "access_key_id": {"secret": "aws_access_key_id"},
+            "secret_access_key": {"secret": "aws_secret_access_key"},
+            "region": region if re.fullmatch(r"[a-z0-9-]+", region) else "us-east-1",
+            "service": service if re.fullmatch(r"[a-z0-9-]+", service) else self.name.replace("_", "-"),
+        }
 
     # ------------------------------------------------------------------ operations
 

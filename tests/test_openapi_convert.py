@@ -147,6 +147,25 @@ _SCHEMES: dict[str, dict[str, Any]] = {
             },
         }
     },
+    "client credentials": {
+        "oauth": {
+            "type": "oauth2",
+            "flows": {
+                "implicit": {"authorizationUrl": "https://x/a", "scopes": {}},
+                "authorizationCode": {"authorizationUrl": "https://x/a", "tokenUrl": "https://x/t", "scopes": {}},
+                "clientCredentials": {"tokenUrl": "https://x/t2", "scopes": {"write": "", "read": ""}},
+            },
+        }
+    },
+    "implicit only": {"o": {"type": "oauth2", "flows": {"implicit": {"authorizationUrl": "https://x/a", "scopes": {}}}}},
+    "aws": {
+        "hmac": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "x-amazon-apigateway-authtype": "awsSigv4",
+        }
+    },
     "oidc": {
         "oidc": {"type": "openIdConnect", "openIdConnectUrl": "https://id.example/.well-known/openid-configuration"}
     },
@@ -166,7 +185,37 @@ _SCHEMES: dict[str, dict[str, Any]] = {
             "basic",
             {"type": "basic", "username": {"secret": "demo_username"}, "password": {"secret": "demo_password"}},
         ),
-        ("oauth2", {"type": "bearer", "token": {"secret": "demo_token"}}),
+        (
+            "oauth2",
+            {
+                "type": "oauth2_authorization_code",
+                "authorization_url": "https://x/a",
+                "token_url": "https://x/t",
+                "client_id": {"secret": "demo_client_id"},
+                "client_secret": {"secret": "demo_client_secret"},
+            },
+        ),
+        (
+            "client credentials",
+            {
+                "type": "oauth2_client_credentials",
+                "token_url": "https://x/t2",
+                "client_id": {"secret": "demo_client_id"},
+                "client_secret": {"secret": "demo_client_secret"},
+                "scopes": ["read", "write"],
+            },
+        ),
+        ("implicit only", {"type": "bearer", "token": {"secret": "demo_token"}}),
+        (
+            "aws",
+            {
+                "type": "aws_sigv4",
+                "access_key_id": {"secret": "aws_access_key_id"},
+                "secret_access_key": {"secret": "aws_secret_access_key"},
+                "region": "us-east-1",
+                "service": "demo",
+            },
+        ),
         ("oidc", {"type": "bearer", "token": {"secret": "demo_token"}}),
         ("digest only", {"type": "none"}),
         ("none", {"type": "none"}),
@@ -620,3 +669,15 @@ def test_validate_command_reports_operation_faults(tmp_path: Path) -> None:
     assert any(line.startswith("FAULT") and "postman.yaml: at $.openapi:" in line for line in lines)
     assert "Traceback" not in result.stderr
     assert "2 valid, 2 refused" in result.stderr
+
+
+def test_aws_descriptions_sign_with_the_region_and_signing_name_of_their_server(tmp_path: Path) -> None:
+    servers = [
+        {
+            "url": "https://streams.dynamodb.{region}.amazonaws.com",
+            "variables": {"region": {"default": "eu-west-1", "enum": ["eu-west-1", "us-east-1"]}},
+        }
+    ]
+    doc = doc30(components={"securitySchemes": _SCHEMES["aws"]}, servers=servers)
+    auth = convert_doc(tmp_path, doc).manifest["auth"]
+    assert (auth["type"], auth["region"], auth["service"]) == ("aws_sigv4", "eu-west-1", "dynamodb")
