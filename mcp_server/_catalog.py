@@ -280,6 +280,21 @@ def _build_dynamic_auth(raw: Mapping[str, Any], connector: str) -> DynamicAuth:
     )
 
 
+def _ca_certificate(raw: str | None, manifest: Path) -> str | None:
+    if raw is None or raw.lstrip().startswith("-----BEGIN"):
+        return raw
+    file = manifest.parent / Path(raw).expanduser()
+    try:
+        text = file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Fault(
+            "$.ca_certificate", f"cannot read the CA file {file}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise _Fault("$.ca_certificate", f"{file} holds no PEM certificate")
+    return text
+
+
 def _client_certificate(raw: Mapping[str, Any]) -> ClientCertificate:
     return ClientCertificate(
         certificate=_value_ref(raw["certificate"]),
@@ -438,6 +453,7 @@ def _build_connector(manifest: Mapping[str, Any], path: Path, *, generated: int 
         if client_certificate is not None:
             raise _Fault("$.client_certificate", "give the certificate here or in `auth: {type: mtls}`, not both")
         client_certificate = _client_certificate(manifest["client_certificate"])
+    ca_certificate = _ca_certificate(manifest.get("ca_certificate"), path)
     return Connector(
         name=name,
         base_url=manifest["base_url"].rstrip("/"),
@@ -446,6 +462,7 @@ def _build_connector(manifest: Mapping[str, Any], path: Path, *, generated: int 
         description=manifest.get("description"),
         auth=auth,
         client_certificate=client_certificate,
+        ca_certificate=ca_certificate,
         headers=_value_map(manifest.get("headers")),
         policy=policy,
         rate_limit=RateLimit(**manifest["rate_limit"]) if "rate_limit" in manifest else None,

@@ -278,6 +278,8 @@ class Connector:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     client_certificate: ClientCertificate | None = None
     """mTLS, combined with any `auth` (`auth: {type: mtls}` in a manifest is this alone)."""
+    ca_certificate: str | None = None
+    """PEM of a private CA this connector's server certificates are trusted under, besides the system's."""
     allow_networks: tuple[str, ...] = ()
     """Private addresses (CIDRs or host names) this connector may reach besides its base URL's own host."""
     source: Path | None = None

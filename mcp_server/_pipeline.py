@@ -15,19 +15,23 @@ because each transport reports it differently (JSON-RPC error / HTTP 404).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Literal, Protocol
 
 import anyio
 import httpx2
 
+from mcp_server._audit import AuditLog, CredentialUse
+from mcp_server._credentials import Authenticator, authenticator_for, client_certificate_refs, client_ssl_context
 from mcp_server._errors import (
+    AuthFailed,
     AuthMissing,
     InternalToolError,
     ToolError,
@@ -37,7 +41,19 @@ from mcp_server._errors import (
 )
 from mcp_server._exchange import Exchange, RawResponse, TransportFailure, public_url
 from mcp_server._metrics import CallMetrics
-from mcp_server._model import ApiKeyAuth, BasicAuth, BearerAuth, CallPolicy, Connector, HeadersAuth
+from mcp_server._model import (
+    ApiKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    CallPolicy,
+    Connector,
+    HeadersAuth,
+    HmacAuth,
+    JwtAuth,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
+    SigV4Auth,
+)
 from mcp_server._netguard import CachingResolver, DestinationPolicy, system_resolver
 from mcp_server._redact import IN_FLIGHT, Redactor
 from mcp_server._registry import Registry, ToolSpec
@@ -55,7 +71,7 @@ from mcp_server._secrets import Secret, ValueRef
 from mcp_server._shape import ToolSuccess, shape_response
 from mcp_server._version import server_version
 
-__all__ = ["Outcome", "Pipeline", "ProgressFn", "SecretSource", "ToolSuccess"]
+__all__ = ["Caller", "Outcome", "Pipeline", "ProgressFn", "SecretSource", "ToolSuccess"]
 
 logger = logging.getLogger("mcp_server.calls")
 USER_AGENT = f"mcp-connectors/{server_version()}"
@@ -66,7 +82,26 @@ ProgressFn = Callable[[float, "float | None", str], Awaitable[None]]
 
 
 class SecretSource(Protocol):
+    """What the pipeline reads `{secret: NAME}` values from; a `SecretStore` (`_secrets`) is one.
+
+    A source with `remote = True` is read off the event loop; one with `set` can also hold the token sets of
+    the OAuth2 authorization-code flow, which are rewritten when they are refreshed.
+    """
+
     def get(self, name: str) -> Secret | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as the transport established it — never anything the model controls."""
+
+    client: str = "local"
+    """Client identity for the audit log (`stdio`, a REST client id, ...)."""
+    accounts: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Connector name (or `*`) → account whose credentials this caller uses, over the server's defaults."""
+
+
+_LOCAL = Caller()
 
 
 async def _no_progress(progress: float, total: float | None, message: str) -> None:
@@ -77,8 +112,12 @@ def credential_header_names(connector: Connector) -> set[str]:
     """Headers that carry credentials; a redirect to another origin must not receive them."""
     names = {name for name, ref in connector.headers.items() if ref.is_sensitive}
     auth = connector.auth
-    if isinstance(auth, BearerAuth | BasicAuth):
-        names.add("authorization")
+    if isinstance(auth, BearerAuth | BasicAuth | OAuth2ClientCredentials | OAuth2AuthorizationCode | SigV4Auth):
+        names.update(("authorization", "x-amz-security-token"))
+    elif isinstance(auth, JwtAuth):
+        names.add(auth.header)
+    elif isinstance(auth, HmacAuth):
+        names.update(h for h in (auth.key_header, auth.signature_header) if h)
     elif isinstance(auth, ApiKeyAuth) and auth.location == "header":
         names.add(auth.name)
     elif isinstance(auth, HeadersAuth):
@@ -88,13 +127,25 @@ def credential_header_names(connector: Connector) -> set[str]:
 
 @dataclass(slots=True)
 class _ConnectorRuntime:
-    """Per-connector state shared by all of its calls."""
+    """State shared by all calls of one connector with one account's credentials."""
 
     client: httpx2.AsyncClient
     exchange: Exchange
     breaker: CircuitBreaker
     budget: RetryBudget
     bucket: TokenBucket | None
+    authenticator: Authenticator | None = None
+    values: Mapping[ValueRef, str] = field(default_factory=dict[ValueRef, str])
+    """The latest call's resolved manifest values, which token providers read when they need a new token."""
+
+
+@dataclass(slots=True)
+class _CallTrace:
+    """What one call did with credentials, for the audit log; filled in as the call proceeds."""
+
+    account: str | None = None
+    credentials: list[CredentialUse] = field(default_factory=list[CredentialUse])
+    status: int | None = None
 
 
 Health = Literal["success", "failure", "neutral"]
@@ -111,15 +162,21 @@ class Pipeline:
         environ: Mapping[str, str],
         metrics: CallMetrics | None = None,
         allow_networks: Sequence[str] = (),
+        accounts: Mapping[str, str] | None = None,
+        audit: AuditLog | None = None,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         self._secrets = secrets
         self._environ = environ
         self.metrics = metrics or CallMetrics()
         self._allow_networks = tuple(allow_networks)
+        self._accounts = dict(accounts or {})
+        self._audit = audit
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._runtimes: dict[str, _ConnectorRuntime] = {}
+        self._clock = clock
+        self._runtimes: dict[tuple[str, str | None], _ConnectorRuntime] = {}
         self._refs: dict[str, tuple[ValueRef, ...]] = {}
 
     async def __aenter__(self) -> Pipeline:
@@ -133,8 +190,11 @@ class Pipeline:
         for runtime in runtimes.values():
             await runtime.client.aclose()
 
-    def _runtime(self, connector: Connector) -> _ConnectorRuntime:
-        runtime = self._runtimes.get(connector.name)
+    def _runtime(
+        self, connector: Connector, account: str | None, resolved: Mapping[ValueRef, str]
+    ) -> _ConnectorRuntime:
+        key = (connector.name, account)
+        runtime = self._runtimes.get(key)
         if runtime is None:
             client = httpx2.AsyncClient(
                 # Upstream cookies must not carry over from one caller's call to another's.
@@ -144,6 +204,7 @@ class Pipeline:
                 follow_redirects=False,  # Exchange follows them itself, re-checking every hop
                 limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
                 headers={"User-Agent": USER_AGENT},
+                verify=client_ssl_context(connector.client_certificate, connector.ca_certificate, resolved) or True,
             )
             guard = DestinationPolicy(
                 base_url=connector.base_url,
@@ -157,17 +218,41 @@ class Pipeline:
                 budget=RetryBudget(connector.policy.retry.budget_ratio),
                 bucket=TokenBucket(connector.rate_limit, connector=connector.name) if connector.rate_limit else None,
             )
-            self._runtimes[connector.name] = runtime
+            runtime.authenticator = authenticator_for(
+                connector,
+                account=account,
+                store=self._secrets,  # pyright: ignore[reportArgumentType] - only the token provider writes to it
+                client=client,
+                resolve=lambda ref: _resolved_value(runtime, ref),
+                clock=self._clock,
+            )
+            self._runtimes[key] = runtime
+        runtime.values = resolved
         return runtime
 
+    def account_for(self, connector: str, caller: Caller) -> str | None:
+        """The caller's account for `connector`, else the server's; None means the plain secret names."""
+        for accounts in (caller.accounts, self._accounts):
+            account = accounts.get(connector) or accounts.get("*")
+            if account:
+                return account
+        return None
+
     async def invoke(
-        self, name: str, arguments: Mapping[str, Any] | None, *, progress: ProgressFn | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        progress: ProgressFn | None = None,
+        caller: Caller | None = None,
     ) -> Outcome:
         """Run one call; raises only `UnknownTool` (and cancellation, which aborts the upstream request)."""
         tool = self.registry.get(name)
+        caller = caller or _LOCAL
+        trace = _CallTrace(account=self.account_for(tool.connector.name, caller))
         started = time.perf_counter()
         try:
-            outcome: Outcome = await self._run(tool, arguments or {}, progress or _no_progress)
+            outcome: Outcome = await self._run(tool, arguments or {}, progress or _no_progress, trace)
         except ToolError as error:
             outcome = error
         elapsed = time.perf_counter() - started
@@ -177,28 +262,56 @@ class Pipeline:
         else:
             self.metrics.observe(name, outcome.error_code, elapsed)
             logger.info("call %s failed code=%s %.1fms", name, outcome.error_code, elapsed * 1000)
+        if self._audit is not None and trace.credentials:
+            self._audit.record(
+                tool=name,
+                connector=tool.connector.name,
+                account=trace.account,
+                client=caller.client,
+                outcome="ok" if isinstance(outcome, ToolSuccess) else outcome.error_code,
+                status=trace.status,
+                credentials=trace.credentials,
+                duration_ms=elapsed * 1000,
+            )
         return outcome
 
-    async def _run(self, tool: ToolSpec, arguments: Mapping[str, Any], progress: ProgressFn) -> ToolSuccess:
+    async def _run(
+        self, tool: ToolSpec, arguments: Mapping[str, Any], progress: ProgressFn, trace: _CallTrace
+    ) -> ToolSuccess:
         tool.validate(arguments)
-        resolved = self._resolve(tool)
-        sensitive = self._sensitive_values(tool.connector, resolved)
-        redactor = Redactor(sensitive)
+        connector = tool.connector
+        resolved = await self._resolve(tool, trace)
+        sensitive = self._sensitive_values(connector, resolved)
+        produced: list[str] = []
         # Everything after resolution runs with the secrets registered, so even the traceback
         # of an unexpected failure is scrubbed before it reaches a log handler.
-        with IN_FLIGHT.holding(sensitive):
+        with IN_FLIGHT.holding(sensitive), contextlib.ExitStack() as scope:
             try:
+                runtime = self._runtime(connector, trace.account, resolved)
                 try:
-                    request = build_request(tool.connector, tool.operation, tool.bindings, arguments, resolved)
+                    request = build_request(connector, tool.operation, tool.bindings, arguments, resolved)
                 except ValueError as exc:
-                    raise AuthMissing(redactor.text(str(exc))) from None
-                response = await self._call(tool, request, progress)
+                    raise AuthMissing(Redactor(sensitive).text(str(exc))) from None
+
+                def register(values: list[str]) -> None:
+                    fresh = [v for v in values if v not in produced]
+                    produced.extend(fresh)
+                    scope.enter_context(IN_FLIGHT.holding(fresh))
+
+                response = await self._call(tool, runtime, request, progress, register)
+                trace.status = response.status
                 return shape_response(
-                    tool.connector.title or tool.connector.name, response, tool.operation.policy, redactor
+                    connector.title or connector.name,
+                    response,
+                    tool.operation.policy,
+                    Redactor([*sensitive, *produced]),
                 )
             except ToolError as error:
+                redactor = Redactor([*sensitive, *produced])
                 error.args = (redactor.text(error.message),)
                 error.details = redactor.value(error.details)
+                if trace.status is None and isinstance(error.details.get("status"), int):
+                    trace.status = error.details["status"]
                 raise
             except Exception:
                 logger.exception("tool %s failed unexpectedly", tool.name)
@@ -206,32 +319,53 @@ class Pipeline:
                     "Internal error while running the tool; the server log has the details."
                 ) from None
 
-    def _resolve(self, tool: ToolSpec) -> dict[ValueRef, str]:
+    async def _resolve(self, tool: ToolSpec, trace: _CallTrace) -> dict[ValueRef, str]:
         refs = self._refs.get(tool.name)
         if refs is None:
-            refs = self._refs[tool.name] = referenced_values(tool.connector, tool.operation)
+            connector = tool.connector
+            refs = referenced_values(connector, tool.operation)
+            certificate = tuple(r for r in client_certificate_refs(connector.client_certificate) if r.is_sensitive)
+            refs = self._refs[tool.name] = tuple(dict.fromkeys((*refs, *certificate)))
+        if getattr(self._secrets, "remote", False) and any(ref.kind == "secret" for ref in refs):
+            # A network secret store must not stall every other call on the event loop.
+            return await anyio.to_thread.run_sync(self._resolve_refs, tool, refs, trace)
+        return self._resolve_refs(tool, refs, trace)
+
+    def _resolve_refs(self, tool: ToolSpec, refs: tuple[ValueRef, ...], trace: _CallTrace) -> dict[ValueRef, str]:
         resolved: dict[ValueRef, str] = {}
         for ref in refs:
             if ref.kind == "secret":
+                name = ref.value if trace.account is None else f"{ref.value}@{trace.account}"
                 try:
-                    secret = self._secrets.get(ref.value)
+                    secret = self._secrets.get(name)
                 except VaultError as exc:
-                    raise AuthMissing(f"The vault cannot be read: {exc.message}", secret=ref.value) from None
+                    raise AuthMissing(f"The vault cannot be read: {exc.message}", secret=name) from None
                 value = secret.reveal() if secret is not None else None
-                fix = f"mcp-connectors vault set {ref.value}"
+                fix = f"mcp-connectors vault set {name}"
+                shown = f"vault secret {name!r}"
             else:
+                name = ref.value
                 value = self._environ.get(ref.value)
                 fix = f"export {ref.value}=... before starting the server"
+                shown = ref.describe()
             if not value:
                 state = "is empty" if value == "" else "is not set"
                 raise AuthMissing(
-                    f"{tool.connector.name}: {ref.describe()} {state}; run: {fix}",
+                    f"{tool.connector.name}: {shown} {state}; run: {fix}",
                     connector=tool.connector.name,
-                    missing=ref.value,
+                    missing=name,
                     source=ref.kind,
                     fix=fix,
+                    **({"account": trace.account} if trace.account is not None and ref.kind == "secret" else {}),
                 )
             resolved[ref] = value
+            if self._audit is not None:
+                trace.credentials.append(self._audit.credential_use(name, ref.kind, value))
+        if self._audit is not None and isinstance(tool.connector.auth, OAuth2AuthorizationCode):
+            from mcp_server._credentials import token_record
+
+            record = token_record(tool.connector.auth, trace.account)
+            trace.credentials.append(CredentialUse(name=record, source="secret", fingerprint=None))
         return resolved
 
     @staticmethod
@@ -243,20 +377,30 @@ class Pipeline:
             password = resolved.get(auth.password, auth.password.value)
             # The pair appears base64-encoded in the Authorization header an upstream may echo.
             values += [password, f"{user}:{password}"]
+        elif isinstance(auth, OAuth2ClientCredentials):
+            client_id = resolved.get(auth.client_id, auth.client_id.value)
+            secret = resolved.get(auth.client_secret, auth.client_secret.value)
+            values.append(f"{client_id}:{secret}")  # the token endpoint's Basic credentials
         return values
 
-    async def _call(self, tool: ToolSpec, request: PreparedRequest, progress: ProgressFn) -> RawResponse:
+    async def _call(
+        self,
+        tool: ToolSpec,
+        runtime: _ConnectorRuntime,
+        request: PreparedRequest,
+        progress: ProgressFn,
+        register: Callable[[list[str]], None],
+    ) -> RawResponse:
         """Breaker, rate limit and retries under the call's total deadline; returns the final answer."""
         connector = tool.connector
         policy = tool.operation.policy
-        runtime = self._runtime(connector)
         label = connector.title or connector.name
         runtime.breaker.before_call()
         health: Health = "neutral"
         try:
             with anyio.fail_after(policy.timeouts.total):
                 await self._wait_for_rate_limit(runtime, policy, progress)
-                response = await self._send_with_retries(runtime, request, policy, progress)
+                response = await self._send_with_retries(runtime, request, policy, progress, register)
             if response.status >= 500:
                 health = "failure"
             elif response.status != 429:
@@ -292,22 +436,41 @@ class Pipeline:
             await anyio.sleep(wait)
 
     async def _send_with_retries(
-        self, runtime: _ConnectorRuntime, request: PreparedRequest, policy: CallPolicy, progress: ProgressFn
+        self,
+        runtime: _ConnectorRuntime,
+        request: PreparedRequest,
+        policy: CallPolicy,
+        progress: ProgressFn,
+        register: Callable[[list[str]], None],
     ) -> RawResponse:
         retry = policy.retry
         retry_allowed = may_retry_method(request.method, retry)
         if retry_allowed and retry.idempotency_header and request.method in ("POST", "PATCH"):
             request = _with_idempotency_key(request, retry.idempotency_header)
         runtime.budget.record_request()
+        authenticator = runtime.authenticator
+        reauthenticated = False
         attempt = 0
         while True:
             failure: TransportFailure | None = None
+            sent = request
+            if authenticator is not None:
+                # Per attempt: a retry gets a fresh signature timestamp, or the token refreshed after a 401.
+                sent = await authenticator.apply(request)
+                register(authenticator.sensitive())
             try:
                 response = await runtime.exchange.send(
-                    request, timeouts=policy.timeouts, max_bytes=policy.max_response_bytes
+                    sent, timeouts=policy.timeouts, max_bytes=policy.max_response_bytes
                 )
             except TransportFailure as exc:
                 failure, response = exc, None
+            renewable = authenticator is not None and authenticator.retries_unauthorized and not reauthenticated
+            if response is not None and response.status == 401 and authenticator is not None and renewable:
+                # The token may have been revoked or rotated early: one new token, one more try (a 401 means
+                # the request was refused before it was acted on, so even a POST is safe to repeat).
+                authenticator.unauthorized(sent)
+                reauthenticated = True
+                continue
             if response is not None and response.status not in RETRYABLE_STATUSES:
                 return response
             asked = server_delay(response.headers, time.time()) if response is not None else None
@@ -329,6 +492,15 @@ class Pipeline:
             attempt += 1
             await progress(attempt, retry.attempts, f"retrying after {reason} in {delay:.1f} s")
             await anyio.sleep(delay)
+
+
+def _resolved_value(runtime: _ConnectorRuntime, ref: ValueRef) -> str:
+    if not ref.is_sensitive:
+        return ref.value
+    try:
+        return runtime.values[ref]
+    except KeyError:
+        raise AuthFailed(f"{ref.describe()} was not resolved for this call") from None
 
 
 def _with_idempotency_key(request: PreparedRequest, header: str) -> PreparedRequest:

@@ -45,8 +45,13 @@ from mcp_server._model import (
     BearerAuth,
     Connector,
     HeadersAuth,
+    HmacAuth,
+    JwtAuth,
     NoAuth,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
     Operation,
+    SigV4Auth,
 )
 from mcp_server._secrets import ValueRef
 from mcp_server._serialize import (
@@ -106,6 +111,17 @@ def _auth_refs(connector: Connector) -> list[ValueRef]:
         return [auth.username, auth.password]
     if isinstance(auth, HeadersAuth):
         return list(auth.headers.values())
+    if isinstance(auth, OAuth2ClientCredentials):
+        return [auth.client_id, auth.client_secret]
+    if isinstance(auth, OAuth2AuthorizationCode):
+        # The token set itself is read by the token provider from its own vault record.
+        return [auth.client_id, *([auth.client_secret] if auth.client_secret is not None else [])]
+    if isinstance(auth, JwtAuth):
+        return [auth.key]
+    if isinstance(auth, HmacAuth):
+        return [auth.key_id, auth.secret]
+    if isinstance(auth, SigV4Auth):
+        return [auth.access_key_id, auth.secret_access_key, *([auth.session_token] if auth.session_token else [])]
     return []
 
 
@@ -281,9 +297,10 @@ def _apply_auth_headers(
     elif isinstance(auth, BasicAuth):
         pair = f"{value_of(auth.username)}:{value_of(auth.password)}".encode()
         headers.set("Authorization", "Basic " + base64.b64encode(pair).decode("ascii"))
-    else:
+    elif isinstance(auth, HeadersAuth):
         for name, ref in auth.headers.items():
             headers.set(name, header_value(ref))
+    # Dynamic schemes (OAuth2, JWT, HMAC, SigV4) are applied per attempt by `_credentials`.
 
 
 def _merge(lower: Pairs, higher: Pairs) -> Pairs:
