@@ -40,8 +40,32 @@ def _variants(secret: str) -> set[str]:
         json.dumps(secret, ensure_ascii=False)[1:-1],
         json.dumps(secret)[1:-1].replace("/", "\\/"),  # JSON encoders that escape the solidus (PHP's)
         base64.b64encode(secret.encode()).decode(),
+        *_embedded_base64(secret.encode()),
     }
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+_EMBEDDED_MIN_CHARS = 8
+"""Shorter stable runs would also match unrelated base64 text by chance."""
+
+
+def _embedded_base64(data: bytes) -> set[str]:
+    """The characters a secret always contributes to a longer base64 or base64url text (a JWT, a Basic header).
+
+    Inside a longer text the secret starts at byte offset 0, 1 or 2 of a 3-byte group; for each offset the
+    characters that encode only the secret's own bits are the same whatever surrounds it. Those runs are
+    what is matched (and replaced): the neighbouring characters mix in the surrounding bytes.
+    """
+    forms: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + data).decode("ascii").rstrip("=")
+        start = -(-offset * 8 // 6)  # the first character whose 6 bits all belong to the secret
+        end = (offset + len(data)) * 8 // 6  # characters after this one mix in what follows
+        run = encoded[start:end]
+        if len(run) >= _EMBEDDED_MIN_CHARS:
+            forms.add(run)
+            forms.add(run.replace("+", "-").replace("/", "_"))
+    return forms
 
 
 class Redactor:

@@ -258,3 +258,26 @@ async def test_server_log_has_no_secret(server_env: dict[str, str], tmp_path: Pa
     assert "call keyquery_whoami ok" in log and "call echo_fail failed code=UPSTREAM_ERROR" in log
     for form in _encoded_forms():
         assert form not in log, "a secret reached the server log"
+
+
+@pytest.mark.parametrize("before", range(4))
+@pytest.mark.parametrize("after", range(3))
+@pytest.mark.parametrize("alphabet", ["standard", "url"])
+def test_a_secret_inside_a_longer_base64_text_is_found_at_every_alignment(
+    before: int, after: int, alphabet: str
+) -> None:
+    secret = "canary-4f9c1d2e7b"
+    blob = b"{" * before + secret.encode() + b"}" * after
+    encoded = base64.b64encode(blob) if alphabet == "standard" else base64.urlsafe_b64encode(blob).rstrip(b"=")
+    text = f"Authorization: Bearer xx.{encoded.decode()}.yy"
+    assert Redactor([secret]).contains_secret(text)
+    scrubbed = Redactor([secret]).text(text)
+    assert REDACTED in scrubbed and not Redactor([secret]).contains_secret(scrubbed)
+
+
+def test_a_secret_inside_a_jwt_payload_and_a_basic_header_is_scrubbed() -> None:
+    secret = "sk_live_canary_0123456789"
+    payload = base64.urlsafe_b64encode(json.dumps({"sub": "bot", "api_key": secret}).encode()).rstrip(b"=").decode()
+    basic = base64.b64encode(f"bot:{secret}".encode()).decode()
+    result = Redactor([secret]).value({"token": f"eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln", "auth": f"Basic {basic}"})
+    assert REDACTED in result["token"] and REDACTED in result["auth"]
