@@ -75,7 +75,7 @@ def _pinned_url(url: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
 
-def _host_header(url: str) -> str:
+def host_header(url: str) -> str:
     parts = urlsplit(url)
     scheme, host, port = _origin(url)
     shown = f"[{host}]" if ":" in host else host
@@ -138,7 +138,7 @@ class Exchange:
             raise TransportFailure("connect", exc.message) from None
         scheme = urlsplit(url).scheme.lower()
         extensions = {"sni_hostname": destination.host} if scheme == "https" else {}
-        send_headers = [*headers, ("Host", _host_header(url)), ("Accept-Encoding", ACCEPT_ENCODING)]
+        send_headers = [*headers, ("Host", host_header(url)), ("Accept-Encoding", ACCEPT_ENCODING)]
         timeout = httpx2.Timeout(
             connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=timeouts.connect
         )

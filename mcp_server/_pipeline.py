@@ -349,6 +349,8 @@ class Pipeline:
                 fix = f"export {ref.value}=... before starting the server"
                 shown = ref.describe()
             if not value:
+                if self._audit is not None:
+                    trace.credentials.append(CredentialUse(name=name, source=ref.kind, fingerprint=None))
                 state = "is empty" if value == "" else "is not set"
                 raise AuthMissing(
                     f"{tool.connector.name}: {shown} {state}; run: {fix}",

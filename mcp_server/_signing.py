@@ -3,7 +3,7 @@ and the nonce are parameters, so a retry that re-signs passes a fresh `now`.
 
 Both signers run after `_request.build_request` on the `PreparedRequest` that is about to be sent, because a
 signature covers bytes (the method, the URL as encoded, header values, the body) that only exist then. The Host
-they cover is `_exchange._host_header(url)`, the value the sender writes, not one recomputed here, so the two
+they cover is `_exchange.host_header(url)`, the value the sender writes, not one recomputed here, so the two
 cannot drift apart. Every header a signer sets replaces any same-named header (compared case-insensitively)
 already in the request: credentials always win over manifest headers and arguments.
 
@@ -43,7 +43,7 @@ import string
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from mcp_server._exchange import _host_header  # pyright: ignore[reportPrivateUsage]
+from mcp_server._exchange import host_header
 from mcp_server._model import HmacAuth, SigV4Auth
 from mcp_server._request import PreparedRequest
 from mcp_server._serialize import has_control_characters
@@ -93,7 +93,7 @@ def sign_hmac(
         "body_sha256": hashlib.sha256(body).hexdigest(),
         "body_sha512": hashlib.sha512(body).hexdigest(),
         "body_md5": hashlib.md5(body, usedforsecurity=False).hexdigest(),
-        "host": _host_header(request.url),
+        "host": host_header(request.url),
         "key_id": key_id,
         "nonce": nonce,
     }
@@ -196,7 +196,7 @@ def sign_sigv4(
         added.append(("X-Amz-Security-Token", _header_safe("the AWS session token", session_token)))
     headers = (*((name, value) for name, value in request.headers if name.lower() not in owned), *added)
 
-    signed: dict[str, list[str]] = {"host": [_host_header(request.url)]}
+    signed: dict[str, list[str]] = {"host": [host_header(request.url)]}
     for name, value in headers:
         key = name.strip().lower()
         if key not in _UNSIGNED_HEADERS:
