@@ -10,7 +10,21 @@ import pytest
 import yaml
 
 from mcp_server._catalog import _Fault, load_catalog, load_manifest
-from mcp_server._model import ApiKeyAuth, BearerAuth, Catalog, HeadersAuth, ManifestFault, NoAuth, Timeouts
+from mcp_server._model import (
+    ApiKeyAuth,
+    BearerAuth,
+    Catalog,
+    ClientCertificate,
+    HeadersAuth,
+    HmacAuth,
+    JwtAuth,
+    ManifestFault,
+    NoAuth,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
+    SigV4Auth,
+    Timeouts,
+)
 from mcp_server._resources import bundled_dir
 from mcp_server._secrets import ValueRef
 
@@ -606,3 +620,92 @@ def test_many_faulty_manifests_never_raise(tmp_path: Path) -> None:
     ]
     for fault in catalog.faults:
         assert_one_line(fault.reason)
+
+
+# ------------------------------------------------------------------ send-time auth schemes
+
+_SECRET = {"secret": "s"}
+
+
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        (
+            {"type": "oauth2_client_credentials", "token_url": "https://id.example/token", "client_id": "app",
+             "client_secret": _SECRET, "scopes": ["a", "b"], "audience": "api"},
+            OAuth2ClientCredentials(
+                "https://id.example/token", ValueRef("literal", "app"), ValueRef("secret", "s"), ("a", "b"), "api"
+            ),
+        ),
+        (
+            {"type": "oauth2_authorization_code", "authorization_url": "https://id.example/auth",
+             "token_url": "https://id.example/token", "client_id": "app"},
+            OAuth2AuthorizationCode(
+                "https://id.example/auth", "https://id.example/token", ValueRef("literal", "app"), "demo_oauth"
+            ),
+        ),
+        (
+            {"type": "jwt", "algorithm": "ES256", "key": _SECRET, "claims": {"iss": "me"}, "scheme": None},
+            JwtAuth("ES256", ValueRef("secret", "s"), {"iss": "me"}, scheme=None),
+        ),
+        (
+            {"type": "hmac", "key_id": "k", "secret": _SECRET, "canonical": "{method}:{path}",
+             "headers": {"key": None, "signature": "X-Sig"}, "prefix": "v1="},
+            HmacAuth(ValueRef("literal", "k"), ValueRef("secret", "s"), canonical="{method}:{path}", key_header=None,
+                     signature_header="X-Sig", signature_prefix="v1="),
+        ),
+        (
+            {"type": "aws_sigv4", "access_key_id": _SECRET, "secret_access_key": _SECRET, "region": "eu-west-1",
+             "service": "s3"},
+            SigV4Auth(ValueRef("secret", "s"), ValueRef("secret", "s"), "eu-west-1", "s3"),
+        ),
+    ],
+)  # fmt: skip
+def test_send_time_auth_schemes_load(tmp_path: Path, auth: dict[str, Any], expected: object) -> None:
+    write(tmp_path, "demo.yaml", manifest(auth=auth))
+    catalog = load_catalog([tmp_path])
+    assert not catalog.faults, [str(f) for f in catalog.faults]
+    assert catalog.connectors[0].auth == expected
+
+
+def test_mtls_is_a_client_certificate_beside_any_auth(tmp_path: Path) -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "ca.pem").write_text(pem)
+    write(
+        tmp_path / "a", "a.yaml", manifest("a", auth={"type": "mtls", "certificate": _SECRET, "private_key": _SECRET})
+    )
+    cert = {"certificate": {"env": "CERT"}, "private_key": _SECRET}
+    write(tmp_path / "b", "b.yaml", manifest("b", client_certificate=cert, ca_certificate="../ca.pem",
+                                             auth={"type": "bearer", "token": _SECRET}))  # fmt: skip
+    catalog = load_catalog([tmp_path / "a", tmp_path / "b"])
+    assert not catalog.faults, [str(f) for f in catalog.faults]
+    first, second = catalog.connectors
+    assert isinstance(first.auth, NoAuth) and first.client_certificate == ClientCertificate(
+        ValueRef("secret", "s"), ValueRef("secret", "s")
+    )
+    assert isinstance(second.auth, BearerAuth) and second.ca_certificate == pem
+    assert second.client_certificate is not None and second.client_certificate.certificate == ValueRef("env", "CERT")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "json_path", "words"),
+    [
+        ({"auth": {"type": "hmac", "key_id": "k", "secret": _SECRET, "canonical": "{method}{body}"}},
+         "$.auth.canonical", "body"),
+        ({"auth": {"type": "oauth2_client_credentials", "client_id": "a", "client_secret": _SECRET}},
+         "$.auth", "token_url"),
+        ({"auth": {"type": "jwt", "algorithm": "HS256", "key": _SECRET, "claims": {"exp": 1}}}, "$.auth.claims", ""),
+        ({"auth": {"type": "jwt", "algorithm": "none", "key": _SECRET}}, "$.auth.algorithm", ""),
+        ({"auth": {"type": "mtls", "certificate": _SECRET, "private_key": _SECRET},
+          "client_certificate": {"certificate": _SECRET, "private_key": _SECRET}}, "$.client_certificate", "not both"),
+        ({"ca_certificate": "missing.pem"}, "$.ca_certificate", "cannot read"),
+    ],
+)  # fmt: skip
+def test_bad_send_time_auth_is_a_fault_with_its_path(
+    tmp_path: Path, overrides: dict[str, Any], json_path: str, words: str
+) -> None:
+    write(tmp_path, "demo.yaml", manifest(**overrides))
+    fault = only_fault(load_catalog([tmp_path]))
+    assert fault.json_path == json_path, str(fault)
+    assert words in fault.reason
+    assert_one_line(fault.reason)
