@@ -6,11 +6,14 @@ import logging
 from dataclasses import dataclass
 
 from mcp_server._catalog import load_catalog
-from mcp_server._config import Settings
+from mcp_server._config import ENV_VAULT_BACKEND, VAULT_BACKENDS, Settings
+from mcp_server._errors import VaultError
 from mcp_server._model import Catalog
 from mcp_server._pipeline import Pipeline
 from mcp_server._registry import Registry
+from mcp_server._secrets import SecretStore
 from mcp_server._vault import Vault
+from mcp_server._vault_hashicorp import HashiCorpVault
 
 logger = logging.getLogger("mcp_server")
 
@@ -22,8 +25,19 @@ class Application:
     pipeline: Pipeline
 
 
-def open_vault(settings: Settings) -> Vault:
-    return Vault(settings.vault_path, passphrase=settings.vault_passphrase)
+def open_vault(settings: Settings) -> SecretStore:
+    """The store `settings.vault_backend` names; does no I/O, so problems surface on first use.
+
+    Raises `VaultError` only for an unknown backend name.
+    """
+    if settings.vault_backend == "file":
+        return Vault(settings.vault_path, passphrase=settings.vault_passphrase)
+    if settings.vault_backend == "hashicorp":
+        return HashiCorpVault(settings.hashicorp)  # imports hvac on first use, so the extra stays optional
+    raise VaultError(
+        f"{ENV_VAULT_BACKEND}={settings.vault_backend!r} is not a vault backend: use one of "
+        f"{', '.join(VAULT_BACKENDS)}."
+    )
 
 
 def build_application(settings: Settings) -> Application:

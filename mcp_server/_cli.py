@@ -42,6 +42,15 @@ environment:
   {ENV_TOOLS}   manifest directories, separated by ':' (default: the bundled tools/)
   {ENV_VAULT}   vault file (default: the user's data directory)
   {ENV_VAULT_KEY}   vault passphrase (default: OS keyring, else a 0600 key file beside the vault)
+  MCP_CONNECTORS_VAULT_BACKEND   where secrets live: file (default, the vault file) or hashicorp
+                                 (HashiCorp Vault KV v2; needs mcp-connectors[hashicorp])
+  VAULT_ADDR, VAULT_TOKEN   HashiCorp Vault address and token (hashicorp backend; both required)
+  VAULT_NAMESPACE   Vault Enterprise/HCP namespace (default: none)
+  MCP_CONNECTORS_VAULT_MOUNT   KV v2 mount (default: secret)
+  MCP_CONNECTORS_VAULT_PREFIX   folder under the mount, secret NAME at <mount>/data/<prefix>NAME
+                                (default: mcp-connectors/)
+  VAULT_CACERT   PEM CA bundle for Vault's TLS certificate (default: the system's)
+  VAULT_SKIP_VERIFY   true disables TLS verification of Vault (testing only)
 """
 
 

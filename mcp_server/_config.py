@@ -13,15 +13,64 @@ from pathlib import Path
 import platformdirs
 
 from mcp_server._resources import bundled_dir
+from mcp_server._secrets import Secret
 
 ENV_TOOLS = "MCP_CONNECTORS_TOOLS"
 ENV_VAULT = "MCP_CONNECTORS_VAULT"
 ENV_VAULT_KEY = "MCP_CONNECTORS_VAULT_KEY"
+ENV_VAULT_BACKEND = "MCP_CONNECTORS_VAULT_BACKEND"
+ENV_VAULT_MOUNT = "MCP_CONNECTORS_VAULT_MOUNT"
+ENV_VAULT_PREFIX = "MCP_CONNECTORS_VAULT_PREFIX"
+# The HashiCorp variables are the ones the `vault` CLI itself reads, so an existing Vault login just works.
+ENV_HASHICORP_ADDR = "VAULT_ADDR"
+ENV_HASHICORP_TOKEN = "VAULT_TOKEN"  # noqa: S105 - the variable's name, not its value
+ENV_HASHICORP_NAMESPACE = "VAULT_NAMESPACE"
+ENV_HASHICORP_CACERT = "VAULT_CACERT"
+ENV_HASHICORP_SKIP_VERIFY = "VAULT_SKIP_VERIFY"
+VAULT_BACKENDS = ("file", "hashicorp")
+DEFAULT_HASHICORP_MOUNT = "secret"
+DEFAULT_HASHICORP_PREFIX = "mcp-connectors/"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def default_vault_path() -> Path:
     return platformdirs.user_data_path("mcp-connectors") / "vault.json"
+
+
+def _explicitly_true(value: str | None) -> bool:
+    """Go's `strconv.ParseBool` truths, as the `vault` CLI reads VAULT_SKIP_VERIFY; anything else is false."""
+    return value is not None and value.strip().lower() in {"1", "t", "true"}
+
+
+@dataclass(frozen=True, slots=True)
+class HashiCorpSettings:
+    """Where the `hashicorp` vault backend finds HashiCorp Vault (a KV version 2 secrets engine)."""
+
+    addr: str | None = None
+    """`VAULT_ADDR`: the Vault API address, e.g. `https://vault.example.com:8200`. Required by the backend."""
+
+    token: Secret | None = field(default=None, repr=False)
+    """`VAULT_TOKEN`: the token sent as `X-Vault-Token`. Required by the backend; never logged or shown."""
+
+    namespace: str | None = None
+    """`VAULT_NAMESPACE`: the Vault Enterprise / HCP namespace, sent as `X-Vault-Namespace`; None for the root."""
+
+    mount: str = DEFAULT_HASHICORP_MOUNT
+    """`MCP_CONNECTORS_VAULT_MOUNT`: the path the KV v2 secrets engine is mounted at."""
+
+    prefix: str = DEFAULT_HASHICORP_PREFIX
+    """`MCP_CONNECTORS_VAULT_PREFIX`: the folder under the mount; secret NAME is `<mount>/data/<prefix>NAME`.
+
+    Always treated as a folder (a trailing `/` is implied); `/` alone means the mount's root."""
+
+    ca_cert: Path | None = None
+    """`VAULT_CACERT`: a PEM CA bundle to verify Vault's TLS certificate with, instead of the system's."""
+
+    skip_verify: bool = False
+    """`VAULT_SKIP_VERIFY`: disable TLS verification; only an explicit true value (`1`, `t`, `true`) counts."""
+
+    timeout: float = 10.0
+    """Seconds to wait for Vault to connect and to answer each request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +113,14 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     """Where `{env: NAME}` manifest values are read from."""
 
+    vault_backend: str = "file"
+    """`MCP_CONNECTORS_VAULT_BACKEND`: `file` (the encrypted vault file) or `hashicorp` (HashiCorp Vault).
+
+    Kept as given (lower-cased), not checked here: `open_vault` names the variable when it is neither."""
+
+    hashicorp: HashiCorpSettings = field(default_factory=HashiCorpSettings)
+    """The `hashicorp` backend's settings; read from the environment whatever the backend, used only by it."""
+
     @classmethod
     def resolve(
         cls,
@@ -81,6 +138,20 @@ class Settings:
             env_vault = environ.get(ENV_VAULT)
             vault_path = Path(env_vault).expanduser() if env_vault else default_vault_path()
         passphrase = environ.get(ENV_VAULT_KEY) or None
+        # Empty counts as unset throughout, as it does for the passphrase: `VAULT_TOKEN= cmd` is no token.
+        token = environ.get(ENV_HASHICORP_TOKEN)
+        ca_cert = environ.get(ENV_HASHICORP_CACERT)
+        hashicorp = HashiCorpSettings(
+            addr=environ.get(ENV_HASHICORP_ADDR, "").strip() or None,
+            token=Secret(token) if token else None,
+            namespace=environ.get(ENV_HASHICORP_NAMESPACE, "").strip() or None,
+            mount=environ.get(ENV_VAULT_MOUNT, "").strip() or DEFAULT_HASHICORP_MOUNT,
+            prefix=environ.get(ENV_VAULT_PREFIX, "").strip() or DEFAULT_HASHICORP_PREFIX,
+            ca_cert=Path(ca_cert).expanduser() if ca_cert else None,
+            skip_verify=_explicitly_true(environ.get(ENV_HASHICORP_SKIP_VERIFY)),
+        )
+        overrides.setdefault("vault_backend", environ.get(ENV_VAULT_BACKEND, "").strip().lower() or "file")
+        overrides.setdefault("hashicorp", hashicorp)
         return cls(
             tools_dirs=tuple(tools_dirs),
             vault_path=vault_path,
