@@ -295,7 +295,8 @@ async def _token_request(
     else:
         fields["client_id"] = client_id
         fields["client_secret"] = client_secret
-    redactor = Redactor([v for v in (client_secret, *scrub, *form.values()) if v])
+    # Only what is secret: scrubbing every form value would also blank words like `refresh_token` or a scope.
+    redactor = Redactor([v for v in (client_secret, *scrub) if v])
     url = _public(token_url)
     context: dict[str, Any] = {"connector": label, "token_url": url}
     timeout = httpx2.Timeout(TOKEN_TOTAL_TIMEOUT, connect=TOKEN_CONNECT_TIMEOUT)
@@ -585,6 +586,7 @@ class AuthorizationCodeProvider:
                 client_secret=client_secret,
                 client_auth=auth.client_auth,
                 label=self._connector,
+                scrub=(stored.refresh_token,),
             )
         except AuthFailed as error:
             # Another process may have rotated the refresh token between our read and our request; its

@@ -125,7 +125,8 @@ class FakeAuthServer(FakeUpstream):
         elif failure == "invalid_client":
             return _error("invalid_client", "Client authentication failed", 401)
         elif failure == "huge_description":
-            return _error("invalid_client", "x" * 5000 + form.get("client_secret", ""), 400)
+            echoed = f"rejected {form.get('client_secret', '')} {form.get('refresh_token', '')} "
+            return _error("invalid_client", echoed + "x" * 5000, 400)
         elif failure == "500":
             return PlainTextResponse("upstream exploded", status_code=500)
         elif failure == "not_json":

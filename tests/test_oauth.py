@@ -384,13 +384,21 @@ async def test_token_endpoint_errors(
 
 
 async def test_error_description_is_trimmed_and_scrubbed(oauth: FakeAuthServer) -> None:
-    oauth.failure = "huge_description"  # 5000 characters, then the client secret we sent echoed back
+    oauth.failure = "huge_description"  # echoes the client secret and refresh token we sent, then 5000 characters
+    clock = Clock()
+    old = stored_set(oauth, expires_at=clock.now - 1)
+    store = MemoryStore()
+    store.data[RECORD] = old.to_json()
     async with httpx2.AsyncClient() as client:
         provider = ClientCredentialsProvider(cc_auth(oauth), connector="demo", client=client, resolve=resolver())
         with pytest.raises(AuthFailed) as caught:
             await provider.token()
-    assert len(caught.value.message) < 400
-    assert_no_secrets(caught.value, oauth)
+        with pytest.raises(AuthFailed) as refresh:
+            await code_provider(oauth, store, client, clock).token()
+    for error in (caught.value, refresh.value):
+        assert "(invalid_client: rejected [REDACTED] " in error.message
+        assert "x" * 200 in error.message and "x" * 300 not in error.message
+        assert_no_secrets(error, oauth, old.refresh_token or "")
 
 
 async def test_timeout_and_unreachable(oauth: FakeAuthServer, monkeypatch: pytest.MonkeyPatch) -> None:
