@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from mcp_server._audit import AuditLog
 from mcp_server._catalog import load_catalog
 from mcp_server._config import ENV_VAULT_BACKEND, VAULT_BACKENDS, Settings
 from mcp_server._errors import VaultError
@@ -48,6 +49,11 @@ def build_application(settings: Settings) -> Application:
     registry = Registry.from_catalog(catalog, include=settings.include_tools, exclude=settings.exclude_tools)
     logger.info("loaded %d connectors, %d tools", len(catalog.connectors), len(registry))
     pipeline = Pipeline(
-        registry, open_vault(settings), environ=settings.environ, allow_networks=settings.allow_networks
+        registry,
+        open_vault(settings),
+        environ=settings.environ,
+        allow_networks=settings.allow_networks,
+        accounts=settings.accounts,
+        audit=AuditLog(settings.audit_log) if settings.audit_log is not None else None,
     )
     return Application(settings, catalog, pipeline)

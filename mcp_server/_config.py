@@ -6,6 +6,7 @@ Nothing here is read at import time: the CLI (or a test) builds a `Settings` and
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ ENV_TOOLS = "MCP_CONNECTORS_TOOLS"
 ENV_VAULT = "MCP_CONNECTORS_VAULT"
 ENV_VAULT_KEY = "MCP_CONNECTORS_VAULT_KEY"
 ENV_VAULT_BACKEND = "MCP_CONNECTORS_VAULT_BACKEND"
+ENV_ACCOUNTS = "MCP_CONNECTORS_ACCOUNTS"
+ENV_AUDIT_LOG = "MCP_CONNECTORS_AUDIT_LOG"
 ENV_VAULT_MOUNT = "MCP_CONNECTORS_VAULT_MOUNT"
 ENV_VAULT_PREFIX = "MCP_CONNECTORS_VAULT_PREFIX"
 # The HashiCorp variables are the ones the `vault` CLI itself reads, so an existing Vault login just works.
@@ -35,6 +38,25 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 def default_vault_path() -> Path:
     return platformdirs.user_data_path("mcp-connectors") / "vault.json"
+
+
+def parse_accounts(entries: Sequence[str]) -> dict[str, str]:
+    """`CONNECTOR=ACCOUNT` pairs (`*=ACCOUNT` for every connector) → a mapping; ValueError on a malformed one."""
+    accounts: dict[str, str] = {}
+    for entry in entries:
+        connector, _, account = entry.strip().partition("=")
+        connector, account = connector.strip(), account.strip()
+        if not connector or not _ACCOUNT_RE.fullmatch(account) or not _CONNECTOR_RE.fullmatch(connector):
+            raise ValueError(
+                f"invalid account choice {entry!r}: write CONNECTOR=ACCOUNT (or *=ACCOUNT), the account being "
+                "1 to 64 letters, digits, _ . -"
+            )
+        accounts[connector] = account
+    return accounts
+
+
+_ACCOUNT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_CONNECTOR_RE = re.compile(r"\*|[a-z][a-z0-9_]{0,31}")
 
 
 def _explicitly_true(value: str | None) -> bool:
@@ -121,6 +143,14 @@ class Settings:
     hashicorp: HashiCorpSettings = field(default_factory=HashiCorpSettings)
     """The `hashicorp` backend's settings; read from the environment whatever the backend, used only by it."""
 
+    accounts: Mapping[str, str] = field(default_factory=dict[str, str])
+    """Connector (or `*`) → account: `{secret: NAME}` reads `NAME@ACCOUNT` (`--account`, `MCP_CONNECTORS_ACCOUNTS`).
+
+    Chosen by whoever runs the server (or, per HTTP client, by its identity), never by a tool argument."""
+
+    audit_log: Path | None = None
+    """The credential audit log (JSON lines); None switches it off (`MCP_CONNECTORS_AUDIT_LOG=off`)."""
+
     @classmethod
     def resolve(
         cls,
@@ -150,6 +180,14 @@ class Settings:
             ca_cert=Path(ca_cert).expanduser() if ca_cert else None,
             skip_verify=_explicitly_true(environ.get(ENV_HASHICORP_SKIP_VERIFY)),
         )
+        if "accounts" not in overrides:
+            overrides["accounts"] = parse_accounts([e for e in environ.get(ENV_ACCOUNTS, "").split(",") if e.strip()])
+        if "audit_log" not in overrides:
+            audit = environ.get(ENV_AUDIT_LOG, "").strip()
+            if audit.lower() in ("off", "none", "0", "false"):
+                overrides["audit_log"] = None
+            else:
+                overrides["audit_log"] = Path(audit).expanduser() if audit else vault_path.with_name("audit.jsonl")
         overrides.setdefault("vault_backend", environ.get(ENV_VAULT_BACKEND, "").strip().lower() or "file")
         overrides.setdefault("hashicorp", hashicorp)
         return cls(

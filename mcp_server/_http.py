@@ -62,7 +62,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> Starlette:
-    server = build_server(pipeline, page_size=settings.page_size, discovery=settings.discovery)
+    server = build_server(pipeline, page_size=settings.page_size, discovery=settings.discovery, client="mcp-http")
     # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
     session_manager = StreamableHTTPSessionManager(app=server)
     sse_transport = SseServerTransport("/messages/")

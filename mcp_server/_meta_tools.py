@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from mcp_server._discovery import ToolIndex
 from mcp_server._errors import InvalidArguments, UnknownTool
-from mcp_server._pipeline import Outcome, Pipeline, ProgressFn, ToolSuccess
+from mcp_server._pipeline import Caller, Outcome, Pipeline, ProgressFn, ToolSuccess
 from mcp_server._registry import ToolSpec
 from mcp_server._violations import violations
 
@@ -91,7 +91,13 @@ class MetaTools:
             self._index = ToolIndex(list(self._pipeline.registry))
         return self._index
 
-    async def call(self, name: str, arguments: Mapping[str, Any], progress: ProgressFn | None = None) -> Outcome:
+    async def call(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        progress: ProgressFn | None = None,
+        caller: Caller | None = None,
+    ) -> Outcome:
         """Raises `UnknownTool` for a name that is not a meta-tool."""
         validator = _VALIDATORS.get(name)
         if validator is None:
@@ -121,7 +127,9 @@ class MetaTools:
             return InvalidArguments(f"{exc.message}; use search_tools to find tool names", path="$.name")
         if name == "describe_tool":
             return _json(_describe(tool))
-        outcome: Outcome = await self._pipeline.invoke(tool.name, arguments.get("arguments") or {}, progress=progress)
+        outcome: Outcome = await self._pipeline.invoke(
+            tool.name, arguments.get("arguments") or {}, progress=progress, caller=caller
+        )
         return outcome
 
 

@@ -173,7 +173,7 @@ class Pipeline:
         self.metrics = metrics or CallMetrics()
         self._allow_networks = tuple(allow_networks)
         self._accounts = dict(accounts or {})
-        self._audit = audit
+        self.audit = audit
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._clock = clock
         self._runtimes: dict[tuple[str, str | None], _ConnectorRuntime] = {}
@@ -262,8 +262,8 @@ class Pipeline:
         else:
             self.metrics.observe(name, outcome.error_code, elapsed)
             logger.info("call %s failed code=%s %.1fms", name, outcome.error_code, elapsed * 1000)
-        if self._audit is not None and trace.credentials:
-            self._audit.record(
+        if self.audit is not None and trace.credentials:
+            self.audit.record(
                 tool=name,
                 connector=tool.connector.name,
                 account=trace.account,
@@ -349,7 +349,7 @@ class Pipeline:
                 fix = f"export {ref.value}=... before starting the server"
                 shown = ref.describe()
             if not value:
-                if self._audit is not None:
+                if self.audit is not None:
                     trace.credentials.append(CredentialUse(name=name, source=ref.kind, fingerprint=None))
                 state = "is empty" if value == "" else "is not set"
                 raise AuthMissing(
@@ -361,9 +361,9 @@ class Pipeline:
                     **({"account": trace.account} if trace.account is not None and ref.kind == "secret" else {}),
                 )
             resolved[ref] = value
-            if self._audit is not None:
-                trace.credentials.append(self._audit.credential_use(name, ref.kind, value))
-        if self._audit is not None and isinstance(tool.connector.auth, OAuth2AuthorizationCode):
+            if self.audit is not None:
+                trace.credentials.append(self.audit.credential_use(name, ref.kind, value))
+        if self.audit is not None and isinstance(tool.connector.auth, OAuth2AuthorizationCode):
             from mcp_server._credentials import token_record
 
             record = token_record(tool.connector.auth, trace.account)

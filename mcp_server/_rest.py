@@ -16,12 +16,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_server._errors import ToolError, UnknownTool
-from mcp_server._pipeline import Outcome, Pipeline
+from mcp_server._pipeline import Caller, Outcome, Pipeline
 from mcp_server._registry import ToolSpec
 from mcp_server._server import SERVER_NAME
 from mcp_server._version import server_version
 
 MAX_REQUEST_BYTES = 1024 * 1024
+_REST_CALLER = Caller(client="rest")
 OPENAI_DESCRIPTION_LIMIT = 1024
 """OpenAI rejects longer function descriptions; other formats keep the full text."""
 
@@ -170,7 +171,7 @@ class RestApi:
         except UnknownTool as exc:
             return rest_error(404, "not_found", exc.message, tool=tool_name)
         outcome = await _unless_disconnected(
-            request, self._pipeline.invoke(tool_name, cast(dict[str, Any], parameters))
+            request, self._pipeline.invoke(tool_name, cast(dict[str, Any], parameters), caller=_REST_CALLER)
         )
         if outcome is None:
             return Response(status_code=499)  # nobody is listening; the upstream request was aborted

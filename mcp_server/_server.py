@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._meta_tools import META_TOOLS, MetaTools
-from mcp_server._pipeline import Outcome, Pipeline
+from mcp_server._pipeline import Caller, Outcome, Pipeline
 from mcp_server._registry import InvalidCursor
 from mcp_server._version import server_version
 
@@ -41,9 +41,13 @@ def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:
     return types.CallToolResult(content=content, structured_content=structured)
 
 
-def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE, discovery: bool = False) -> Server[Any]:
+def build_server(
+    pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE, discovery: bool = False, client: str = "mcp"
+) -> Server[Any]:
+    """`client` names the transport in the audit log (`stdio`, `mcp-http`)."""
     registry = pipeline.registry
     meta = MetaTools(pipeline) if discovery else None
+    caller = Caller(client=client)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -60,9 +64,13 @@ def build_server(pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE, disc
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
             if meta is not None:
-                outcome = await meta.call(params.name, params.arguments or {}, progress=ctx.session.report_progress)
+                outcome = await meta.call(
+                    params.name, params.arguments or {}, progress=ctx.session.report_progress, caller=caller
+                )
             else:
-                outcome = await pipeline.invoke(params.name, params.arguments, progress=ctx.session.report_progress)
+                outcome = await pipeline.invoke(
+                    params.name, params.arguments, progress=ctx.session.report_progress, caller=caller
+                )
         except UnknownTool as exc:
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         return to_call_tool_result(outcome)

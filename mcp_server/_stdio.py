@@ -9,7 +9,9 @@ from mcp_server._server import build_server
 
 
 async def serve_stdio(app: Application) -> None:
-    server = build_server(app.pipeline, page_size=app.settings.page_size, discovery=app.settings.discovery)
+    server = build_server(
+        app.pipeline, page_size=app.settings.page_size, discovery=app.settings.discovery, client="stdio"
+    )
     # stdio_server moves fd 1 aside, so a stray print from any library lands on stderr, not in the protocol.
     async with app.pipeline, stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
