@@ -376,6 +376,18 @@ def _token_set(
         ) from None
 
 
+RECENT_TOKENS = 6
+"""Token values `sensitive()` still names after they were replaced: a call that was sent with the previous token
+may still be reading its answer (which can echo it) when another call's refresh replaces it."""
+
+
+def _remember(recent: list[str], *values: str | None) -> list[str]:
+    for value in values:
+        if value and value not in recent:
+            recent.append(value)
+    return recent[-RECENT_TOKENS:]
+
+
 def _shared(error: ToolError) -> ToolError:
     """A fresh copy of a failure for another waiter: the pipeline rewrites an error's args while redacting."""
     return type(error)(error.message, **error.details)
@@ -409,6 +421,7 @@ class ClientCredentialsProvider:
         self._attempts = 0
         self._failure: ToolError | None = None
         self._secret: str | None = None
+        self._recent: list[str] = []
 
     def _current(self) -> TokenSet | None:
         tokens = self._tokens
@@ -458,6 +471,7 @@ class ClientCredentialsProvider:
         now = self._clock()
         tokens = _token_set(payload, now=now, label=self._connector, url=auth.token_url)
         self._tokens = tokens
+        self._recent = _remember(self._recent, tokens.access_token)
         self._renew_at = _renew_at(tokens, now=now, skew=self._skew)
         return tokens
 
@@ -468,11 +482,8 @@ class ClientCredentialsProvider:
             self._renew_at = None
 
     def sensitive(self) -> list[str]:
-        """The cached access token and the client secret last resolved, for redaction."""
-        values = [self._tokens.access_token] if self._tokens is not None else []
-        if self._secret:
-            values.append(self._secret)
-        return values
+        """The access tokens obtained lately (the current one last) and the client secret last resolved."""
+        return [*self._recent, *([self._secret] if self._secret else [])]
 
 
 # -- authorization code ----------------------------------------------------------------------------------------
@@ -518,6 +529,7 @@ class AuthorizationCodeProvider:
         self._attempts = 0
         self._failure: ToolError | None = None
         self._secret: str | None = None
+        self._recent: list[str] = []
 
     def _current(self) -> TokenSet | None:
         tokens = self._tokens
@@ -563,6 +575,7 @@ class AuthorizationCodeProvider:
     def _adopt(self, stored: TokenSet) -> None:
         if stored != self._tokens:
             self._tokens = stored
+            self._recent = _remember(self._recent, stored.access_token, stored.refresh_token)
             self._renew_at = _renew_at(stored, now=None, skew=self._skew)
 
     async def _refresh(self, stored: TokenSet, *, retry: bool) -> TokenSet:
@@ -597,13 +610,20 @@ class AuthorizationCodeProvider:
                 if (tokens := self._current()) is not None:
                     return tokens
                 return await self._refresh(latest, retry=False)
+            # invalid_grant: the refresh token expired or was revoked. Anything else (invalid_client, ...) is more
+            # likely the app's credentials, but a new login is still what gets the connector working again.
+            why = (
+                "the refresh token no longer works"
+                if error.details.get("oauth_error") == "invalid_grant"
+                else ("check the client id and secret")
+            )
             raise AuthFailed(
-                f"{error.message}; the refresh token no longer works, run: {self._fix}",
-                **{**error.details, "fix": self._fix},
+                f"{error.message}; {why}, then run: {self._fix}", **{**error.details, "fix": self._fix}
             ) from None
         now = self._clock()
         tokens = _token_set(payload, now=now, label=self._connector, url=auth.token_url, previous=stored)
         self._tokens = tokens
+        self._recent = _remember(self._recent, tokens.access_token, tokens.refresh_token)
         self._renew_at = _renew_at(tokens, now=now, skew=self._skew)
         self._rejected = None
         self._unsaved = True
@@ -666,12 +686,6 @@ class AuthorizationCodeProvider:
             self._rejected = token
 
     def sensitive(self) -> list[str]:
-        """The access and refresh token held now, and the client secret last resolved, for redaction."""
-        values: list[str] = []
-        if self._tokens is not None:
-            values.append(self._tokens.access_token)
-            if self._tokens.refresh_token:
-                values.append(self._tokens.refresh_token)
-        if self._secret:
-            values.append(self._secret)
-        return values
+        """The access and refresh tokens held lately (the current ones last) and the client secret last
+        resolved, for redaction."""
+        return [*self._recent, *([self._secret] if self._secret else [])]

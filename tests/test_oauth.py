@@ -308,8 +308,18 @@ async def test_invalidate_after_401_refetches_once(oauth: FakeAuthServer) -> Non
         assert oauth.token_requests == 2
         provider.invalidate(first)  # a late 401 for the old token must not drop the new one
         assert await provider.token() == second
-        assert provider.sensitive() == [second, CLIENT_SECRET]
+        assert provider.sensitive() == [first, second, CLIENT_SECRET]
     assert oauth.token_requests == 2
+
+
+async def test_sensitive_keeps_a_few_recent_tokens(oauth: FakeAuthServer) -> None:
+    async with httpx2.AsyncClient() as client:
+        provider = ClientCredentialsProvider(cc_auth(oauth), connector="demo", client=client, resolve=resolver())
+        for _ in range(10):
+            provider.invalidate(await provider.token())
+        current = await provider.token()
+    assert provider.sensitive() == [*oauth.issued_access_tokens[-_oauth.RECENT_TOKENS :], CLIENT_SECRET]
+    assert provider.sensitive()[-2] == current
 
 
 @pytest.mark.parametrize("client_auth", ["basic", "body"])
@@ -625,8 +635,8 @@ async def test_failed_refresh_names_the_login_command(oauth: FakeAuthServer) -> 
         with pytest.raises(AuthFailed) as caught:
             await provider.token()
     message = caught.value.message
-    assert "invalid_grant" in message
-    assert message.endswith("run: mcp-connectors auth login demo --account work")
+    assert "(invalid_grant: refresh token is invalid, expired or revoked); the refresh token no longer works" in message
+    assert message.endswith("then run: mcp-connectors auth login demo --account work")
     assert caught.value.details["fix"] == "mcp-connectors auth login demo --account work"
     assert_no_secrets(caught.value, oauth, old.refresh_token or "", old.access_token)
     assert store.writes == []
@@ -656,7 +666,13 @@ async def test_invalidate_forces_one_refresh(oauth: FakeAuthServer) -> None:
         provider.invalidate(old.access_token)  # late 401 for the old token: no effect
         assert await provider.token() == fresh
         saved = TokenSet.from_json(store.data[RECORD])
-        assert provider.sensitive() == [fresh, saved.refresh_token, CLIENT_SECRET]
+        assert provider.sensitive() == [
+            old.access_token,
+            old.refresh_token,
+            fresh,
+            saved.refresh_token,
+            CLIENT_SECRET,
+        ]
     assert oauth.token_requests == 1
 
 
