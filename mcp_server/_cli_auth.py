@@ -18,17 +18,15 @@ from datetime import UTC, datetime
 
 import anyio
 
-# The module, not its names: `_cli` imports this module to register the parser, and its helpers are looked up
-# at call time, so either import order works.
-from mcp_server import _cli as cli
 from mcp_server._app import open_vault
 from mcp_server._catalog import load_catalog
+from mcp_server._config import parse_accounts
+from mcp_server._credentials import token_record
 from mcp_server._errors import AuthMissing, ConnectorsError
 from mcp_server._model import OAuth2AuthorizationCode
 from mcp_server._oauth import TokenSet, login_command
 from mcp_server._oauth_login import login
 from mcp_server._secrets import SecretStore, ValueRef
-from mcp_server._vault import validate_secret_name
 
 __all__ = ["add_auth_parser", "cmd_auth"]
 
@@ -40,6 +38,8 @@ stores the tokens in the vault; the server then refreshes them as they expire.
 
 
 def add_auth_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from mcp_server import _cli as cli  # here, not at the top: `_cli` imports this module
+
     auth = commands.add_parser(
         "auth",
         help="log in to OAuth (authorization code) connectors",
@@ -47,7 +47,6 @@ def add_auth_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
-    account_help = "a separate identity: the tokens go to vault record TOKEN_SECRET@NAME"
 
     login_parser = actions.add_parser(
         "login",
@@ -55,7 +54,7 @@ def add_auth_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         description="Authorize in a browser (authorization code with PKCE) and store the tokens in the vault.",
     )
     login_parser.add_argument("connector", help="connector name, e.g. google_calendar")
-    login_parser.add_argument("--account", metavar="NAME", help=account_help)
+    _add_account(login_parser)
     login_parser.add_argument(
         "--no-browser", action="store_true", help="only print the URL (for a browser on another screen)"
     )
@@ -71,7 +70,7 @@ def add_auth_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "app's access there too if they may have leaked.",
     )
     logout.add_argument("connector")
-    logout.add_argument("--account", metavar="NAME", help=account_help)
+    _add_account(logout)
     cli._add_common(logout)
 
     status = actions.add_parser(
@@ -81,11 +80,23 @@ def add_auth_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         "Exit status 1 when there is none.",
     )
     status.add_argument("connector")
-    status.add_argument("--account", metavar="NAME", help=account_help)
+    _add_account(status)
     cli._add_common(status)
 
 
+def _add_account(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--account",
+        metavar="NAME",
+        # Not `account`: `_cli._settings` reads that attribute as serve's CONNECTOR=ACCOUNT choices.
+        dest="auth_account",
+        help="a separate identity: the tokens go to vault record TOKEN_SECRET@NAME",
+    )
+
+
 def cmd_auth(args: argparse.Namespace) -> int:
+    from mcp_server import _cli as cli  # here, not at the top: `_cli` imports this module
+
     settings = cli._settings(args)
     catalog = load_catalog(settings.tools_dirs)
     name: str = args.connector
@@ -100,12 +111,13 @@ def cmd_auth(args: argparse.Namespace) -> int:
             "for connectors with an interactive OAuth login",
             2,
         )
-    account: str | None = args.account
-    record = f"{auth.token_secret}@{account}" if account else auth.token_secret
-    try:
-        validate_secret_name(record)
-    except ValueError as exc:
-        return cli._fail(f"--account: {exc}", 2)
+    account: str | None = args.auth_account
+    if account is not None:
+        try:
+            parse_accounts([f"*={account}"])  # the server's rule for account names, so it can find the record
+        except ValueError:
+            return cli._fail(f"--account {account!r}: use 1 to 64 letters, digits, _ . -", 2)
+    record = token_record(auth, account)
     fix = login_command(name, account)
     try:
         vault = open_vault(settings)

@@ -23,7 +23,6 @@ import anyio
 import httpx2
 import pytest
 
-from mcp_server import _cli
 from mcp_server._cli_auth import add_auth_parser, cmd_auth
 from mcp_server._errors import AuthFailed
 from mcp_server._model import OAuth2AuthorizationCode
@@ -316,31 +315,8 @@ def cli_env(tmp_path: Path, oauth: FakeAuthServer, vault: Vault) -> dict[str, st
     return env
 
 
-def auth_registered() -> bool:
-    """Whether `mcp-connectors auth` is wired into the main parser yet."""
-    parser = _cli.build_parser()
-    return any(
-        isinstance(action, argparse._SubParsersAction) and "auth" in action.choices  # pyright: ignore[reportPrivateUsage]
-        for action in parser._actions  # pyright: ignore[reportPrivateUsage]
-    )
-
-
-# Until `_cli` registers the `auth` command, the subprocess runs the same code through this stand-in for main().
-_DRIVER = """
-import argparse, sys
-from mcp_server._cli_auth import add_auth_parser, cmd_auth
-from mcp_server._logging import configure_logging
-parser = argparse.ArgumentParser(prog="mcp-connectors")
-add_auth_parser(parser.add_subparsers(dest="command", required=True))
-configure_logging("WARNING")
-sys.exit(cmd_auth(parser.parse_args()))
-"""
-
-
 def auth_command(*args: str) -> list[str]:
-    if auth_registered():
-        return [sys.executable, "-m", "mcp_server", "auth", *args]
-    return [sys.executable, "-c", _DRIVER, "auth", *args]
+    return [sys.executable, "-m", "mcp_server", "auth", *args]
 
 
 def run_auth(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -503,4 +479,15 @@ def test_cli_refuses_other_connectors(cli_process_env: None, capsys: pytest.Capt
     code, _, err = cli(capsys, "status", "nosuch")
     assert (code, err) == (2, "error: no connector named 'nosuch'\n")
     code, _, err = cli(capsys, "status", "demo", "--account", "bad name")
-    assert code == 2 and err.startswith("error: --account: Invalid secret name")
+    assert (code, err) == (2, "error: --account 'bad name': use 1 to 64 letters, digits, _ . -\n")
+
+
+def test_cli_login_without_the_client_secret(
+    cli_process_env: None, vault: Vault, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vault.delete("demo_client_secret")
+    code, _, err = cli(capsys, "login", "demo", "--no-browser")
+    assert code == 1
+    assert err == (
+        "error: demo: vault secret 'demo_client_secret' is not set; run: mcp-connectors vault set demo_client_secret\n"
+    )
