@@ -16,7 +16,9 @@ import anyio
 
 from mcp_server._app import Application, build_application, open_vault
 from mcp_server._catalog import load_catalog
-from mcp_server._config import ENV_TOOLS, ENV_VAULT, ENV_VAULT_KEY, Settings
+from mcp_server._cli_audit import add_audit_parser, cmd_audit
+from mcp_server._cli_auth import add_auth_parser, cmd_auth
+from mcp_server._config import ENV_ACCOUNTS, ENV_TOOLS, ENV_VAULT, ENV_VAULT_KEY, Settings, parse_accounts
 from mcp_server._errors import ToolError, UnknownTool, VaultError
 from mcp_server._logging import configure_logging
 from mcp_server._rest import TOOL_FORMATS
@@ -66,6 +68,17 @@ def _add_common(parser: argparse.ArgumentParser, *, tools: bool = True) -> None:
         )
     parser.add_argument(
         "--vault", metavar="FILE", type=Path, help=f"vault file (default: ${ENV_VAULT} or user data dir)"
+    )
+
+
+def _add_account(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="CONNECTOR=ACCOUNT",
+        help="use the ACCOUNT credentials of CONNECTOR: {secret: NAME} reads NAME@ACCOUNT from the vault "
+        f"(`*=ACCOUNT` for every connector; repeatable; default ${ENV_ACCOUNTS})",
     )
 
 
@@ -123,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="tools per tools/list page")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_account(serve)
     _add_common(serve)
 
     tools = commands.add_parser("tools", help="list the tools that would be served")
@@ -135,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Invoke one tool once and print its result as JSON. Exit status 1 if the tool failed.",
     )
     call.add_argument("tool", help="tool name, e.g. github_get_user")
+    _add_account(call)
     call.add_argument(
         "--args", default="{}", metavar="JSON", help='arguments as a JSON object, e.g. \'{"username": "x"}\''
     )
@@ -169,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     vault_delete = vault_commands.add_parser("delete", help="delete a secret")
     vault_delete.add_argument("name")
     _add_common(vault_delete, tools=False)
+    add_auth_parser(commands)
+    add_audit_parser(commands)
     return parser
 
 
@@ -176,9 +193,21 @@ logger = logging.getLogger("mcp_server")
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
-    return Settings.resolve(
-        environ=os.environ, tools_dirs=getattr(args, "tools", []), vault_path=args.vault, **overrides
-    )
+    """Raises `_UsageError` for a malformed `--account` or `MCP_CONNECTORS_ACCOUNTS` (main() reports it)."""
+    chosen = getattr(args, "account", None)
+    try:
+        if chosen:
+            from_env = [entry for entry in os.environ.get(ENV_ACCOUNTS, "").split(",") if entry.strip()]
+            overrides["accounts"] = {**parse_accounts(from_env), **parse_accounts(chosen)}
+        return Settings.resolve(
+            environ=os.environ, tools_dirs=getattr(args, "tools", []), vault_path=args.vault, **overrides
+        )
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+class _UsageError(Exception):
+    """Settings that cannot be used as given; reported as one line with exit status 2."""
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -202,6 +231,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     app = build_application(settings)
     _check_vault(app)
+    if app.pipeline.audit is not None:
+        try:
+            app.pipeline.audit.open()
+        except OSError as exc:
+            return _fail(
+                f"cannot open the audit log {app.pipeline.audit.path}: {exc.strerror or exc}; choose another "
+                "place with MCP_CONNECTORS_AUDIT_LOG=PATH (or switch it off with MCP_CONNECTORS_AUDIT_LOG=off)"
+            )
     if args.transport == "stdio":
         from mcp_server._stdio import serve_stdio
 
@@ -341,6 +378,8 @@ COMMANDS = {
     "validate": _cmd_validate,
     "import-openapi": _cmd_import_openapi,
     "vault": _cmd_vault,
+    "auth": cmd_auth,
+    "audit": cmd_audit,
 }
 
 
@@ -352,3 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except _UsageError as exc:
+        return _fail(str(exc), 2)
+    except VaultError as exc:  # an unknown vault backend, before any command could report it itself
+        return _fail(exc.message)
