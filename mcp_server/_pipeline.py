@@ -333,11 +333,16 @@ class Pipeline:
 
     def _resolve_refs(self, tool: ToolSpec, refs: tuple[ValueRef, ...], trace: _CallTrace) -> dict[ValueRef, str]:
         resolved: dict[ValueRef, str] = {}
+        shared = _app_credentials(tool.connector)
         for ref in refs:
             if ref.kind == "secret":
                 name = ref.value if trace.account is None else f"{ref.value}@{trace.account}"
                 try:
                     secret = self._secrets.get(name)
+                    if secret is None and ref in shared and trace.account is not None:
+                        # One OAuth app usually serves every account; only the user's tokens are per account.
+                        secret = self._secrets.get(ref.value)
+                        name = ref.value if secret is not None else name
                 except VaultError as exc:
                     raise AuthMissing(f"The vault cannot be read: {exc.message}", secret=name) from None
                 value = secret.reveal() if secret is not None else None
@@ -494,6 +499,14 @@ class Pipeline:
             attempt += 1
             await progress(attempt, retry.attempts, f"retrying after {reason} in {delay:.1f} s")
             await anyio.sleep(delay)
+
+
+def _app_credentials(connector: Connector) -> frozenset[ValueRef]:
+    """Values that identify the OAuth application rather than a user: an account may share the plain ones."""
+    auth = connector.auth
+    if isinstance(auth, OAuth2AuthorizationCode):
+        return frozenset(ref for ref in (auth.client_id, auth.client_secret) if ref is not None)
+    return frozenset()
 
 
 def _resolved_value(runtime: _ConnectorRuntime, ref: ValueRef) -> str:

@@ -32,10 +32,14 @@ from starlette.responses import JSONResponse, Response
 from mcp_server._audit import AuditLog
 from mcp_server._catalog import load_catalog
 from mcp_server._errors import ToolError
+from mcp_server._oauth import TokenSet
 from mcp_server._pipeline import Caller, Outcome, Pipeline, ToolSuccess
 from mcp_server._redact import REDACTED
 from mcp_server._registry import Registry
 from mcp_server._vault import Vault
+from tests._fake_oauth import CLIENT_ID as OAUTH_CLIENT_ID
+from tests._fake_oauth import CLIENT_SECRET as OAUTH_CLIENT_SECRET
+from tests._fake_oauth import FakeAuthServer
 from tests._upstream import FakeUpstream, UpstreamThread, free_port
 from tests.conftest import PASSPHRASE
 
@@ -509,3 +513,51 @@ async def test_a_certificate_that_does_not_load_is_auth_missing(tmp_path: Path, 
         outcome = await pipeline.invoke("svc_call", {})
     assert isinstance(outcome, ToolError) and outcome.error_code == "AUTH_MISSING"
     assert "client_cert" in outcome.message and "BEGIN" not in outcome.message
+
+
+# ------------------------------------------------------------------ OAuth2 authorization code: the stored token set
+
+
+@pytest.fixture(scope="module")
+def auth_server() -> Iterator[FakeAuthServer]:
+    thread = UpstreamThread(FakeAuthServer())
+    started = thread.start()
+    assert isinstance(started, FakeAuthServer)
+    yield started
+    thread.stop()
+
+
+def _code_manifest(server: FakeAuthServer) -> str:
+    auth = (
+        f"{{type: oauth2_authorization_code, authorization_url: '{server.authorize_url}', "
+        f"token_url: '{server.token_url}', client_id: {{secret: oc_id}}, client_secret: {{secret: oc_secret}}}}"
+    )
+    return manifest(server.url, auth)
+
+
+async def test_an_expired_stored_token_is_refreshed_rotated_and_used(
+    tmp_path: Path, auth_server: FakeAuthServer
+) -> None:
+    auth_server.reset()
+    old_refresh = auth_server.issue_refresh_token()
+    stored = TokenSet("expired-access-canary", expires_at=time.time() - 10, refresh_token=old_refresh)
+    vault = make_vault(tmp_path, oc_id=OAUTH_CLIENT_ID, oc_secret=OAUTH_CLIENT_SECRET, svc_oauth__work=stored.to_json())
+    async with pipeline_for(tmp_path, _code_manifest(auth_server), vault, accounts={"svc": "work"}) as pipeline:
+        result = ok(await pipeline.invoke("svc_call", {}))
+        ok(await pipeline.invoke("svc_call", {}))
+    assert auth_server.token_requests == 1, "refreshed once, then reused"
+    fresh = TokenSet.from_json(vault.get("svc_oauth@work").reveal())  # type: ignore[union-attr]
+    assert fresh.refresh_token not in (None, old_refresh) and old_refresh not in auth_server.live_refresh_tokens
+    api_calls = [r for r in auth_server.requests if r.raw_path.startswith("/echo")]
+    assert [r.headers["authorization"] for r in api_calls] == [f"Bearer {fresh.access_token}"] * 2
+    assert fresh.access_token not in json.dumps(result.value)
+
+
+async def test_without_a_login_the_call_names_the_login_command(tmp_path: Path, auth_server: FakeAuthServer) -> None:
+    auth_server.reset()
+    vault = make_vault(tmp_path, oc_id=OAUTH_CLIENT_ID, oc_secret=OAUTH_CLIENT_SECRET)
+    async with pipeline_for(tmp_path, _code_manifest(auth_server), vault) as pipeline:
+        missing = await pipeline.invoke("svc_call", {})
+    assert isinstance(missing, ToolError) and missing.error_code == "AUTH_MISSING"
+    assert "mcp-connectors auth login svc" in missing.message
+    assert auth_server.requests == [], "nothing was sent without a credential"
