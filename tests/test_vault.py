@@ -16,6 +16,8 @@ import keyring
 import keyring.backend
 import keyring.backends.fail
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from mcp_server import _vault
 from mcp_server._errors import VaultCorrupted, VaultError, VaultKeyMismatch
@@ -126,21 +128,78 @@ def test_only_ciphertext_on_disk(vault_path: Path) -> None:
     assert SECRET_VALUE not in raw
     doc = read_doc(vault_path)
     assert doc["format"] == "mcp-connectors-vault"
-    assert doc["version"] == 1
+    assert doc["version"] == 2
+    assert doc["generation"] == 1
     assert doc["kdf"] == {"source": "keyfile"}
     assert set(doc["check"]) == {"nonce", "ciphertext"}
     assert set(doc["records"]) == {"token"}
-    assert len(base64.b64decode(doc["records"]["token"]["nonce"])) == 12
+    record = doc["records"]["token"]
+    assert set(record) == {"key", "value"}
+    assert len(base64.b64decode(record["key"]["nonce"])) == 12
+    assert len(base64.b64decode(record["key"]["ciphertext"])) == 32 + 16  # a wrapped 256-bit data key
+    assert len(base64.b64decode(record["value"]["nonce"])) == 12
 
 
-def test_each_write_uses_a_fresh_nonce(vault_path: Path) -> None:
+def test_envelope_decrypts_by_hand_as_documented(vault_path: Path) -> None:
+    """An independent reading of the documented format: unwrap the data key, then open the value."""
+    vault = keyfile_vault(vault_path)
+    vault.set("token", SECRET_VALUE)
+    vault.set("other", SECRET_VALUE)
+    master = base64.b64decode(vault_path.with_name("vault.json.key").read_text())
+    records = read_doc(vault_path)["records"]
+    data_keys = []
+    for name in ("token", "other"):
+        wrapped, value = records[name]["key"], records[name]["value"]
+        data_key = AESGCM(master).decrypt(
+            base64.b64decode(wrapped["nonce"]),
+            base64.b64decode(wrapped["ciphertext"]),
+            b"mcp-connectors-vault/v2/data-key/" + name.encode(),
+        )
+        plaintext = AESGCM(data_key).decrypt(
+            base64.b64decode(value["nonce"]),
+            base64.b64decode(value["ciphertext"]),
+            b"mcp-connectors-vault/v2/value/" + name.encode(),
+        )
+        assert plaintext.decode() == SECRET_VALUE
+        data_keys.append(data_key)
+    assert data_keys[0] != data_keys[1]  # every record has a data key of its own
+    assert records["token"]["value"]["ciphertext"] != records["other"]["value"]["ciphertext"]
+
+
+def test_each_write_uses_a_fresh_data_key_and_nonces(vault_path: Path) -> None:
     vault = keyfile_vault(vault_path)
     vault.set("a", "same")
     first = read_doc(vault_path)["records"]["a"]
     vault.set("a", "same")
     second = read_doc(vault_path)["records"]["a"]
-    assert first["nonce"] != second["nonce"]
-    assert first["ciphertext"] != second["ciphertext"]
+    for part in ("key", "value"):
+        assert first[part]["nonce"] != second[part]["nonce"]
+        assert first[part]["ciphertext"] != second[part]["ciphertext"]
+
+
+def test_describe_and_remote(vault_path: Path) -> None:
+    vault = keyfile_vault(vault_path)
+    assert vault.describe() == f"vault file {vault_path}"
+    assert Vault.remote is False
+    assert vault.remote is False
+    assert vault.key_source() is None
+    vault.set("a", "x")
+    assert vault.key_source() == "keyfile"
+
+
+def test_set_many_is_one_write_and_can_keep_existing(vault_path: Path) -> None:
+    vault = keyfile_vault(vault_path)
+    vault.set("keep", "old")
+    written = vault.set_many({"keep": "new", "fresh": "f", "also": "a"}, overwrite=False)
+    assert written == ["also", "fresh"]
+    assert vault.get("keep") == Secret("old")
+    assert vault.get("fresh") == Secret("f")
+    assert vault.set_many({"keep": "new"}) == ["keep"]
+    assert vault.get("keep") == Secret("new")
+    assert vault.set_many({}) == []
+    with pytest.raises(ValueError, match="Invalid secret name"):
+        vault.set_many({"ok": "1", "bad name": "2"})
+    assert vault.get("ok") is None  # nothing of a rejected batch is written
 
 
 def test_secret_repr_is_masked(vault_path: Path) -> None:
@@ -332,7 +391,7 @@ def test_tampered_ciphertext_is_corrupted(vault_path: Path) -> None:
     keyfile_vault(vault_path).set("token", SECRET_VALUE)
     keyfile_vault(vault_path).set("other", "fine")
     doc = read_doc(vault_path)
-    doc["records"]["token"]["ciphertext"] = flip_byte_b64(doc["records"]["token"]["ciphertext"], 3)
+    doc["records"]["token"]["value"]["ciphertext"] = flip_byte_b64(doc["records"]["token"]["value"]["ciphertext"], 3)
     write_doc(vault_path, doc)
     vault = keyfile_vault(vault_path)
     with pytest.raises(VaultCorrupted, match="'token'") as info:
@@ -344,7 +403,7 @@ def test_tampered_ciphertext_is_corrupted(vault_path: Path) -> None:
 def test_tampered_nonce_is_corrupted(vault_path: Path) -> None:
     keyfile_vault(vault_path).set("token", SECRET_VALUE)
     doc = read_doc(vault_path)
-    doc["records"]["token"]["nonce"] = flip_byte_b64(doc["records"]["token"]["nonce"])
+    doc["records"]["token"]["value"]["nonce"] = flip_byte_b64(doc["records"]["token"]["value"]["nonce"])
     write_doc(vault_path, doc)
     with pytest.raises(VaultCorrupted):
         keyfile_vault(vault_path).get("token")
@@ -426,12 +485,23 @@ def _mutations() -> list[tuple[str, Any]]:
         ("check-not-object", put(["check"], "abc")),
         ("records-list", put(["records"], [])),
         ("record-not-object", put(["records", "token"], 5)),
-        ("record-no-nonce", lambda d: d["records"]["token"].pop("nonce")),
-        ("bad-base64", put(["records", "token", "ciphertext"], "!!!not base64!!!")),
-        ("nonce-not-string", put(["records", "token", "nonce"], 12)),
-        ("short-nonce", put(["records", "token", "nonce"], base64.b64encode(b"short").decode())),
-        ("short-ciphertext", put(["records", "token", "ciphertext"], base64.b64encode(b"x").decode())),
+        ("record-v1-shaped", lambda d: d["records"].update({"token": d["records"]["token"]["value"]})),
+        ("record-no-key", lambda d: d["records"]["token"].pop("key")),
+        ("record-no-value", lambda d: d["records"]["token"].pop("value")),
+        ("key-not-object", put(["records", "token", "key"], [])),
+        ("record-no-nonce", lambda d: d["records"]["token"]["value"].pop("nonce")),
+        ("bad-base64", put(["records", "token", "value", "ciphertext"], "!!!not base64!!!")),
+        ("non-canonical-base64", put(["records", "token", "value", "nonce"], "AAAAAAAAAAAAAAAB")),
+        ("nonce-not-string", put(["records", "token", "value", "nonce"], 12)),
+        ("short-nonce", put(["records", "token", "value", "nonce"], base64.b64encode(b"short").decode())),
+        ("short-ciphertext", put(["records", "token", "value", "ciphertext"], base64.b64encode(b"x").decode())),
+        ("short-wrapped-key", put(["records", "token", "key", "ciphertext"], base64.b64encode(b"k" * 47).decode())),
+        ("long-wrapped-key", put(["records", "token", "key", "ciphertext"], base64.b64encode(b"k" * 49).decode())),
         ("bad-name", lambda d: d["records"].update({"bad name/..": d["records"]["token"]})),
+        ("no-generation", drop("generation")),
+        ("zero-generation", put(["generation"], 0)),
+        ("bool-generation", put(["generation"], True)),
+        ("string-generation", put(["generation"], "1")),
     ]
 
 
@@ -459,9 +529,9 @@ def test_bad_scrypt_parameters_are_corrupted(vault_path: Path, param: str, value
 def test_newer_format_version_says_so(vault_path: Path) -> None:
     keyfile_vault(vault_path).set("token", "v")
     doc = read_doc(vault_path)
-    doc["version"] = 2
+    doc["version"] = 3
     write_doc(vault_path, doc)
-    with pytest.raises(VaultCorrupted, match="version 2") as info:
+    with pytest.raises(VaultCorrupted, match="version 3") as info:
         keyfile_vault(vault_path).names()
     assert str(vault_path) in str(info.value)
 
@@ -480,7 +550,7 @@ def test_error_messages_never_contain_value_or_key(vault_path: Path) -> None:
     key_text = vault_path.with_name("vault.json.key").read_text().strip()
     doc = read_doc(vault_path)
     good = json.dumps(doc)
-    doc["records"]["token"]["ciphertext"] = flip_byte_b64(doc["records"]["token"]["ciphertext"])
+    doc["records"]["token"]["value"]["ciphertext"] = flip_byte_b64(doc["records"]["token"]["value"]["ciphertext"])
     write_doc(vault_path, doc)
     messages: list[str] = []
     with pytest.raises(VaultCorrupted) as corrupted:
@@ -498,6 +568,236 @@ def test_error_messages_never_contain_value_or_key(vault_path: Path) -> None:
         assert "Traceback" not in message
 
 
+def _field_bits(doc: dict[str, Any], path: tuple[str, ...]) -> int:
+    node: Any = doc
+    for part in path:
+        node = node[part]
+    return len(base64.b64decode(node)) * 8
+
+
+def _with_bit_flipped(doc: dict[str, Any], path: tuple[str, ...], bit: int) -> dict[str, Any]:
+    damaged = json.loads(json.dumps(doc))
+    node = damaged
+    for part in path[:-1]:
+        node = node[part]
+    raw = bytearray(base64.b64decode(node[path[-1]]))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    node[path[-1]] = base64.b64encode(bytes(raw)).decode()
+    return damaged
+
+
+RECORD_FIELDS = [(part, field) for part in ("key", "value") for field in ("nonce", "ciphertext")]
+
+
+@pytest.mark.parametrize(("part", "field"), RECORD_FIELDS, ids=[f"{p}.{f}" for p, f in RECORD_FIELDS])
+def test_every_bit_flip_of_a_record_field_is_detected(vault_path: Path, part: str, field: str) -> None:
+    vault = keyfile_vault(vault_path)
+    vault.set_many({"token": SECRET_VALUE, "other": "fine"})
+    original = read_doc(vault_path)
+    path = ("records", "token", part, field)
+    bits = _field_bits(original, path)
+    assert bits >= 96
+    for bit in range(bits):
+        write_doc(vault_path, _with_bit_flipped(original, path, bit))
+        fresh = keyfile_vault(vault_path)
+        with pytest.raises(VaultCorrupted, match="'token' does not decrypt") as info:
+            fresh.get("token")
+        assert_safe_message(info.value, vault_path, SECRET_VALUE)
+        assert fresh.get("other") == Secret("fine")  # the damage stays with the one record
+
+
+@pytest.mark.parametrize("field", ["nonce", "ciphertext"])
+def test_every_bit_flip_of_the_check_record_is_detected(vault_path: Path, field: str) -> None:
+    keyfile_vault(vault_path).set("token", SECRET_VALUE)
+    original = read_doc(vault_path)
+    path = ("check", field)
+    for bit in range(_field_bits(original, path)):
+        write_doc(vault_path, _with_bit_flipped(original, path, bit))
+        with pytest.raises(VaultKeyMismatch, match="header was altered") as info:
+            keyfile_vault(vault_path).get("token")
+        assert_safe_message(info.value, vault_path, SECRET_VALUE)
+
+
+def test_changed_generation_is_detected(vault_path: Path) -> None:
+    keyfile_vault(vault_path).set("token", SECRET_VALUE)
+    doc = read_doc(vault_path)
+    doc["generation"] = 2  # the check record binds the generation
+    write_doc(vault_path, doc)
+    with pytest.raises(VaultKeyMismatch, match="header was altered"):
+        keyfile_vault(vault_path).check()
+
+
+def test_truncation_at_every_length_is_detected(vault_path: Path) -> None:
+    keyfile_vault(vault_path).set("token", SECRET_VALUE)
+    original = vault_path.read_bytes()
+    for cut in range(len(original)):
+        vault_path.write_bytes(original[:cut])
+        vault = keyfile_vault(vault_path)
+        if original[:cut].strip() == original.strip():  # only the final newline is gone: still the same file
+            assert vault.get("token") == Secret(SECRET_VALUE)
+            continue
+        with pytest.raises(VaultCorrupted) as info:
+            vault.get("token")
+        assert_safe_message(info.value, vault_path, SECRET_VALUE)
+
+
+@pytest.mark.parametrize("part", ["key", "value"])
+def test_swapping_two_records_parts_is_detected(vault_path: Path, part: str) -> None:
+    keyfile_vault(vault_path).set_many({"first": "one-" + SECRET_VALUE, "second": "two-" + SECRET_VALUE})
+    doc = read_doc(vault_path)
+    records = doc["records"]
+    records["first"][part], records["second"][part] = records["second"][part], records["first"][part]
+    write_doc(vault_path, doc)
+    vault = keyfile_vault(vault_path)
+    for name in ("first", "second"):
+        with pytest.raises(VaultCorrupted, match=f"'{name}'") as info:
+            vault.get(name)
+        assert_safe_message(info.value, vault_path, SECRET_VALUE)
+
+
+def test_swapping_two_whole_records_is_detected(vault_path: Path) -> None:
+    keyfile_vault(vault_path).set_many({"first": "one", "second": "two"})
+    doc = read_doc(vault_path)
+    records = doc["records"]
+    records["first"], records["second"] = records["second"], records["first"]
+    write_doc(vault_path, doc)
+    for name in ("first", "second"):
+        with pytest.raises(VaultCorrupted):
+            keyfile_vault(vault_path).get(name)
+
+
+def test_renamed_record_is_detected(vault_path: Path) -> None:
+    keyfile_vault(vault_path).set("token", SECRET_VALUE)
+    doc = read_doc(vault_path)
+    doc["records"]["renamed"] = doc["records"].pop("token")
+    write_doc(vault_path, doc)
+    vault = keyfile_vault(vault_path)
+    assert vault.names() == ["renamed"]
+    with pytest.raises(VaultCorrupted, match="'renamed'"):
+        vault.get("renamed")
+    # The damaged record can be replaced or removed; the rest of the vault carries on.
+    vault.set("renamed", "new value")
+    assert vault.get("renamed") == Secret("new value")
+
+
+def test_record_from_another_vault_with_another_key_is_detected(tmp_path: Path) -> None:
+    first, second = tmp_path / "a" / "vault.json", tmp_path / "b" / "vault.json"
+    keyfile_vault(first).set("token", SECRET_VALUE)
+    keyfile_vault(second).set("token", "other vault")
+    doc = read_doc(second)
+    doc["records"]["token"] = read_doc(first)["records"]["token"]
+    write_doc(second, doc)
+    with pytest.raises(VaultCorrupted, match="'token'"):
+        keyfile_vault(second).get("token")
+
+
+# ------------------------------------------------------------------------------------------ version 1
+
+
+def write_v1_vault(path: Path, records: dict[str, str], *, passphrase: str | None = None) -> bytes:
+    """A version-1 vault as earlier releases wrote it (each value sealed directly by the master key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if passphrase is None:
+        master = os.urandom(32)
+        path.with_name(path.name + ".key").write_text(base64.b64encode(master).decode() + "\n")
+        kdf: dict[str, Any] = {"source": "keyfile"}
+    else:
+        salt = os.urandom(16)
+        # A small n keeps the test fast; the header carries the cost parameters.
+        master = Scrypt(salt=salt, length=32, n=2**4, r=8, p=1).derive(passphrase.encode())
+        kdf = {"source": "scrypt", "salt": base64.b64encode(salt).decode(), "n": 2**4, "r": 8, "p": 1}
+
+    def seal(plaintext: bytes, aad: bytes) -> dict[str, str]:
+        nonce = os.urandom(12)
+        ciphertext = AESGCM(master).encrypt(nonce, plaintext, aad)
+        return {"nonce": base64.b64encode(nonce).decode(), "ciphertext": base64.b64encode(ciphertext).decode()}
+
+    doc = {
+        "format": "mcp-connectors-vault",
+        "version": 1,
+        "kdf": kdf,
+        "check": seal(b"mcp-connectors-vault key check v1", b"mcp-connectors-vault/v1/check"),
+        "records": {n: seal(v.encode(), b"mcp-connectors-vault/v1/record/" + n.encode()) for n, v in records.items()},
+    }
+    write_doc(path, doc)
+    return master
+
+
+V1_RECORDS = {"token": SECRET_VALUE, "other": "second value", "unicode": "ünï ✓"}
+
+
+def test_version_1_vault_is_read_as_it_is(vault_path: Path) -> None:
+    write_v1_vault(vault_path, V1_RECORDS)
+    before = vault_path.read_bytes()
+    vault = keyfile_vault(vault_path)
+    vault.check()
+    assert vault.names() == sorted(V1_RECORDS)
+    for name, value in V1_RECORDS.items():
+        assert vault.get(name) == Secret(value)
+    assert vault_path.read_bytes() == before  # reading never rewrites
+
+
+@pytest.mark.parametrize("write", ["set", "delete", "set_many"])
+def test_first_write_migrates_version_1_to_2(vault_path: Path, write: str) -> None:
+    master = write_v1_vault(vault_path, V1_RECORDS)
+    vault = keyfile_vault(vault_path)
+    expected = dict(V1_RECORDS)
+    if write == "set":
+        vault.set("added", "new")
+        expected["added"] = "new"
+    elif write == "delete":
+        assert vault.delete("other") is True
+        del expected["other"]
+    else:
+        vault.set_many({"token": "replaced"})
+        expected["token"] = "replaced"
+    doc = read_doc(vault_path)
+    assert doc["version"] == 2
+    assert doc["generation"] == 1
+    assert all(set(record) == {"key", "value"} for record in doc["records"].values())
+    # Same master key: the key file is untouched and still opens the migrated vault.
+    assert base64.b64decode(vault_path.with_name("vault.json.key").read_text()) == master
+    fresh = keyfile_vault(vault_path)
+    assert fresh.names() == sorted(expected)
+    for name, value in expected.items():
+        assert fresh.get(name) == Secret(value)
+
+
+def test_passphrase_version_1_vault_migrates(vault_path: Path) -> None:
+    write_v1_vault(vault_path, V1_RECORDS, passphrase=PASSPHRASE)
+    vault = Vault(vault_path, passphrase=PASSPHRASE, use_keyring=False)
+    assert vault.get("token") == Secret(SECRET_VALUE)
+    vault.set("added", "new")
+    assert read_doc(vault_path)["version"] == 2
+    fresh = Vault(vault_path, passphrase=PASSPHRASE, use_keyring=False)
+    assert fresh.get("unicode") == Secret("ünï ✓")
+    with pytest.raises(VaultKeyMismatch):
+        Vault(vault_path, passphrase="wrong", use_keyring=False).get("token")
+
+
+def test_version_1_wrong_key_and_tampering_are_still_detected(vault_path: Path) -> None:
+    write_v1_vault(vault_path, V1_RECORDS)
+    doc = read_doc(vault_path)
+    doc["records"]["token"]["ciphertext"] = flip_byte_b64(doc["records"]["token"]["ciphertext"])
+    write_doc(vault_path, doc)
+    vault = keyfile_vault(vault_path)
+    with pytest.raises(VaultCorrupted, match="'token'"):
+        vault.get("token")
+    before = vault_path.read_bytes()
+    # Migrating must not drop or garble the damaged record: the write stops and names it.
+    with pytest.raises(VaultCorrupted, match="'token'"):
+        vault.set("added", "x")
+    assert vault_path.read_bytes() == before
+    # Replacing (or deleting) the damaged record is what lets the migration through.
+    vault.set("token", "fixed")
+    assert read_doc(vault_path)["version"] == 2
+    assert keyfile_vault(vault_path).get("token") == Secret("fixed")
+    assert keyfile_vault(vault_path).get("other") == Secret("second value")
+    vault_path.with_name("vault.json.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    with pytest.raises(VaultKeyMismatch):
+        keyfile_vault(vault_path).check()
+
+
 # ------------------------------------------------------------------------------------------ concurrency
 
 
@@ -508,21 +808,24 @@ def _writer(path: str, worker: int, count: int, start: Any) -> None:
         vault.set(f"w{worker}_{i}", f"value {worker}/{i}")
 
 
+WRITERS, WRITES = 16, 200
+
+
 def test_concurrent_writers_in_processes_lose_nothing(vault_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(4)  # released only when every process is up, so the writes really overlap
+    start = ctx.Barrier(WRITERS)  # released only when every process is up, so the writes really overlap
     # No vault yet, so the processes also race to create the vault and its key file.
-    procs = [ctx.Process(target=_writer, args=(str(vault_path), w, 10, start)) for w in range(4)]
+    procs = [ctx.Process(target=_writer, args=(str(vault_path), w, WRITES, start)) for w in range(WRITERS)]
     for proc in procs:
         proc.start()
     for proc in procs:
-        proc.join(120)
-    assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
+        proc.join(600)
+    assert [proc.exitcode for proc in procs] == [0] * WRITERS
     vault = keyfile_vault(vault_path)
-    expected = sorted(f"w{w}_{i}" for w in range(4) for i in range(10))
+    expected = sorted(f"w{w}_{i}" for w in range(WRITERS) for i in range(WRITES))
     assert vault.names() == expected
-    for w in range(4):
-        for i in range(10):
+    for w in range(WRITERS):
+        for i in range(WRITES):
             assert vault.get(f"w{w}_{i}") == Secret(f"value {w}/{i}")
     assert sorted(p.name for p in vault_path.parent.iterdir()) == ["vault.json", "vault.json.key", "vault.json.lock"]
 
