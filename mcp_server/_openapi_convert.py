@@ -139,9 +139,12 @@ class _Converter:
         for variable, spec in cast(dict[str, Any], server.get("variables") or {}).items():
             default = cast(dict[str, Any], spec).get("default") if isinstance(spec, dict) else None
             url = url.replace("{" + variable + "}", str(default if default is not None else ""))
-        if not re.match(r"^https?://", url):
-            if not self.document.uri.startswith(("http://", "https://")):
-                return None
+        scheme = re.match(r"^(https?)://", url, re.IGNORECASE)
+        if scheme is not None:
+            url = scheme.group(1).lower() + url[len(scheme.group(1)) :]  # `HTTPS://` is still absolute
+        elif not self.document.uri.startswith(("http://", "https://")):
+            return None
+        else:
             url = urljoin(self.document.uri, url)
         return url.rstrip("/")
 

@@ -157,7 +157,9 @@ _SCHEMES: dict[str, dict[str, Any]] = {
             },
         }
     },
-    "implicit only": {"o": {"type": "oauth2", "flows": {"implicit": {"authorizationUrl": "https://x/a", "scopes": {}}}}},
+    "implicit only": {
+        "o": {"type": "oauth2", "flows": {"implicit": {"authorizationUrl": "https://x/a", "scopes": {}}}}
+    },
     "aws": {
         "hmac": {
             "type": "apiKey",
@@ -681,3 +683,8 @@ def test_aws_descriptions_sign_with_the_region_and_signing_name_of_their_server(
     doc = doc30(components={"securitySchemes": _SCHEMES["aws"]}, servers=servers)
     auth = convert_doc(tmp_path, doc).manifest["auth"]
     assert (auth["type"], auth["region"], auth["service"]) == ("aws_sigv4", "eu-west-1", "dynamodb")
+
+
+def test_an_upper_case_scheme_is_still_an_absolute_server_url(tmp_path: Path) -> None:
+    converted = convert_doc(tmp_path, doc30(servers=[{"url": "HTTPS://API.Example.com/v2/"}]))
+    assert converted.manifest["base_url"] == "https://API.Example.com/v2"
