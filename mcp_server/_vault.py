@@ -22,14 +22,14 @@ File format, version 2 (UTF-8 JSON, replaced atomically, mode 0600)::
     data key   ──AES-256-GCM(aad = ".../v2/value/<name>")─────▶ record.value (the secret, UTF-8)
 
 Every record has its own random 256-bit data key, made afresh by every `set`, so each data key seals
-exactly one value and its random nonce can never repeat under it. The value is sealed with AES-256-GCM under that data key
-and the data key is wrapped with AES-256-GCM under the master key; both seals take the record's name as
-associated data, so a record (or just its wrapped key, or just its value) copied under another name fails
-to open. The two associated-data prefixes differ, so a wrapped key cannot stand in for a value either.
-AES-GCM rather than AES key wrap (RFC 3394/5649) for the data key: key wrap has no associated data, and
-binding the name to the wrapped key is the point; GCM with a fresh random nonce per wrap is also the one
-primitive the file already uses. Rotating the master key re-wraps 48-byte data keys and never touches a
-value, which is what envelope encryption buys.
+exactly one value and its random nonce can never repeat under it. The value is sealed with AES-256-GCM
+under that data key, and the data key is wrapped with AES-256-GCM under the master key; both seals take the
+record's name as associated data, so a record (or just its wrapped key, or just its value) copied under
+another name fails to open. The two associated-data prefixes differ, so a wrapped key cannot stand in for
+a value either. AES-GCM rather than AES key wrap (RFC 3394/5649) for the data key: key wrap has no
+associated data, and binding the name to the wrapped key is the point; GCM with a fresh random nonce per
+wrap is also the one primitive the file already uses. Rotating the master key re-wraps 48-byte data keys
+and never touches a value, which is what envelope encryption buys.
 
 `check` seals a fixed constant under the master key with the generation as associated data, so a wrong key
 is detected on open even when the vault holds no records, and the generation cannot be altered unnoticed.
@@ -87,7 +87,8 @@ Temporary files of writers killed mid-write (``.<vault file name>.XXXXXXXX.tmp``
 rotation removes them, since under the lock no other writer can own one. The lock file is never removed
 (removing a lock file other processes may be waiting on breaks the lock). A reader that races a promotion
 (it read the old primary key, then found no staged key because it had just been renamed) reads the
-primary key once more before reporting a wrong key.
+primary key once more before reporting a wrong key; one that read the file just before a rotation
+replaced it and the key files just after reads the file again.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ _WRAP_AAD_PREFIX: Final = b"mcp-connectors-vault/v2/data-key/"
 _VALUE_AAD_PREFIX: Final = b"mcp-connectors-vault/v2/value/"
 _STAGED_SUFFIX: Final = "#next"
 _LOCK_TIMEOUT_S: Final = 60.0
+_READ_RETRIES: Final = 3  # re-reads of a file a rotation replaced while we read it (see _open_for_reading)
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 _RESTORE: Final = (
     "Restore it from a backup, or move it aside and add the secrets again with `mcp-connectors vault set`."
@@ -634,10 +636,10 @@ class Vault:
     def get(self, name: str) -> Secret | None:
         """Decrypt the one record `name`; None if it is absent or there is no vault file yet."""
         validate_secret_name(name)
-        doc = self._load()
-        if doc is None:
+        opened = self._open_for_reading()
+        if opened is None:
             return None
-        key = self._key_for(doc)
+        doc, key = opened
         record = doc.records.get(name)
         if record is None:
             return None
@@ -694,9 +696,7 @@ class Vault:
 
         A missing vault file is an empty vault, not a problem.
         """
-        doc = self._load()
-        if doc is not None:
-            self._key_for(doc)
+        self._open_for_reading()
 
     def rotate_key(self, *, new_passphrase: str | None = None) -> Rotation:
         """Replace the master key, re-wrapping every data key; values are not re-encrypted.
@@ -755,6 +755,23 @@ class Vault:
             doc = _parse(raw, self.path, cached[2] if cached is not None else None)
         self._parsed = (stamp, raw, doc)
         return doc
+
+    def _open_for_reading(self) -> tuple[_Document, bytes] | None:
+        """The current document and its master key, for readers, who take no lock."""
+        doc = self._load()
+        for _ in range(_READ_RETRIES):
+            if doc is None:
+                return None
+            try:
+                return doc, self._key_for(doc)
+            except VaultKeyMismatch:
+                # A rotation may have replaced the file and promoted its key between our reading the one
+                # and the other, leaving us the old file and only the new key: judge the file as it is now.
+                again = self._load(fresh=True)
+                if again is not None and again.header == doc.header:
+                    raise
+                doc = again
+        return (doc, self._key_for(doc)) if doc is not None else None
 
     def _unreadable(self, exc: OSError) -> VaultError:
         return VaultError(
