@@ -19,7 +19,8 @@ else is a bug, logged with its traceback, and the client sees a generic message.
     ├── UnknownTool ──────────────── no such tool; JSON-RPC -32602 / REST 404
     └── VaultError ───────────────── the vault cannot be used as it is on disk
         ├── VaultCorrupted            tampered, truncated or not a vault
-        └── VaultKeyMismatch          decrypts with neither the given nor the stored key
+        ├── VaultKeyMismatch          decrypts with neither the given nor the stored key
+        └── VaultBundleError          an export bundle is damaged, altered, not a bundle, or its passphrase is wrong
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class VaultCorrupted(VaultError):
 
 class VaultKeyMismatch(VaultError):
     pass
+
+
+class VaultBundleError(VaultError):
+    """A bundle from `vault export` cannot be opened; nothing was imported."""
 
 
 class InternalToolError(ToolError):
