@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 import os
@@ -18,12 +17,12 @@ from mcp_server._app import Application, build_application, open_vault
 from mcp_server._catalog import load_catalog
 from mcp_server._cli_audit import add_audit_parser, cmd_audit
 from mcp_server._cli_auth import add_auth_parser, cmd_auth
+from mcp_server._cli_vault import add_vault_parser, cmd_vault
 from mcp_server._config import ENV_ACCOUNTS, ENV_TOOLS, ENV_VAULT, ENV_VAULT_KEY, Settings, parse_accounts
 from mcp_server._errors import ToolError, UnknownTool, VaultError
 from mcp_server._logging import configure_logging
 from mcp_server._rest import TOOL_FORMATS
 from mcp_server._server import DEFAULT_PAGE_SIZE
-from mcp_server._vault import validate_secret_name
 from mcp_server._version import server_version
 
 DESCRIPTION = """\
@@ -169,21 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--name", required=True, help="connector name: lower case, digits, _ (max 32)")
     importer.add_argument("-o", "--output", type=Path, help="write the manifest here (e.g. tools/NAME.yaml)")
 
-    vault = commands.add_parser("vault", help="manage stored secrets", description="Manage the encrypted vault.")
-    vault_commands = vault.add_subparsers(dest="vault_command", required=True, metavar="ACTION")
-    vault_set = vault_commands.add_parser(
-        "set",
-        help="store a secret (value from stdin, or a hidden prompt)",
-        description="Store a secret. The value is read from stdin when it is piped (one trailing newline is "
-        "stripped), otherwise from a hidden prompt. It is never taken from the command line.",
-    )
-    vault_set.add_argument("name", help="secret name, as manifests reference it: {secret: NAME}")
-    _add_common(vault_set, tools=False)
-    vault_list = vault_commands.add_parser("list", help="list secret names (never values)")
-    _add_common(vault_list, tools=False)
-    vault_delete = vault_commands.add_parser("delete", help="delete a secret")
-    vault_delete.add_argument("name")
-    _add_common(vault_delete, tools=False)
+    add_vault_parser(commands)
     add_auth_parser(commands)
     add_audit_parser(commands)
     return parser
@@ -336,48 +321,13 @@ def _cmd_import_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_secret_value(name: str) -> str:
-    if sys.stdin.isatty():
-        return getpass.getpass(f"Value for {name} (input hidden): ")
-    value = sys.stdin.read()
-    if value.endswith("\r\n"):
-        return value[:-2]
-    return value.removesuffix("\n")
-
-
-def _cmd_vault(args: argparse.Namespace) -> int:
-    vault = open_vault(_settings(args))
-    try:
-        if args.vault_command == "set":
-            try:
-                validate_secret_name(args.name)
-            except ValueError as exc:
-                return _fail(str(exc), 2)
-            value = _read_secret_value(args.name)
-            if not value:
-                return _fail("empty value; nothing stored")
-            vault.set(args.name, value)
-            print(f"stored {args.name} in {vault.path}", file=sys.stderr)
-        elif args.vault_command == "list":
-            vault.check()  # names need no key, but a user listing with the wrong key should hear about it
-            for name in vault.names():
-                print(name)
-        elif args.vault_command == "delete":
-            if not vault.delete(args.name):
-                return _fail(f"no secret named {args.name!r} in {vault.path}")
-            print(f"deleted {args.name}", file=sys.stderr)
-    except VaultError as exc:
-        return _fail(exc.message)
-    return 0
-
-
 COMMANDS = {
     "serve": _cmd_serve,
     "tools": _cmd_tools,
     "call": _cmd_call,
     "validate": _cmd_validate,
     "import-openapi": _cmd_import_openapi,
-    "vault": _cmd_vault,
+    "vault": cmd_vault,
     "auth": cmd_auth,
     "audit": cmd_audit,
 }
