@@ -976,7 +976,8 @@ class Vault:
         self._write_document(rotated)
         self._passphrase = passphrase
         self._verified = (rotated.header, new, False)
-        self._discard_keys_of_other_sources()
+        if doc.kdf.source != "scrypt":  # a switch: the key file or keyring entry opened this vault until now
+            self._discard_keys_of_other_sources()
         return Rotation(len(rotated.records), "scrypt", rotated.generation, resumed=False)
 
     def _rewrapped(self, doc: _Document, old: bytes, new: bytes, kdf: _Kdf) -> _Document:

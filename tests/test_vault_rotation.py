@@ -127,12 +127,15 @@ def test_passphrase_vault_rotates_to_a_new_passphrase(vault_path: Path) -> None:
 
 def test_same_passphrase_still_gives_a_new_master_key(vault_path: Path) -> None:
     Vault(vault_path, passphrase=PASSPHRASE, use_keyring=False).set("a", "1")
+    unrelated = vault_path.with_name("vault.json.key")
+    unrelated.write_text("a key file this passphrase vault never used\n")
     before = read_doc(vault_path)
     Vault(vault_path, passphrase=PASSPHRASE, use_keyring=False).rotate_key(new_passphrase=PASSPHRASE)
     after = read_doc(vault_path)
     assert after["kdf"]["salt"] != before["kdf"]["salt"]  # new salt, so a new derived key
     assert after["records"]["a"]["key"] != before["records"]["a"]["key"]
     assert Vault(vault_path, passphrase=PASSPHRASE, use_keyring=False).get("a") == Secret("1")
+    assert unrelated.exists()  # only a switch from a key file deletes the key file
 
 
 def test_key_file_vault_moves_to_a_passphrase(vault_path: Path) -> None:
