@@ -476,12 +476,6 @@ def test_cli_vault_set_and_list_through_hashicorp(fake: FakeHashiCorpVault, tmp_
     assert refused.stderr.startswith("error: HashiCorp Vault at ") and "VAULT_TOKEN" in refused.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="`vault set` prints `vault.path`, which only the file vault has (it should print describe()); "
-    "remove this marker once the vault CLI does",
-)
 def test_cli_vault_set_exits_cleanly_with_hashicorp(fake: FakeHashiCorpVault, tmp_path: Path) -> None:
     stored = run_cli(cli_env(fake, tmp_path), "vault", "set", "ci_token", stdin="value\n")
     assert stored.returncode == 0, stored.stderr
