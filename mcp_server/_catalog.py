@@ -42,6 +42,7 @@ from mcp_server._model import (
     OAuth2ClientCredentials,
     Operation,
     Parameter,
+    PropertyEncoding,
     RateLimit,
     SigV4Auth,
     Timeouts,
@@ -416,6 +417,13 @@ def _build_operation(
             content_type=raw_body.get("content_type", "application/json"),
             required=bool(raw_body.get("required", False)),
             description=raw_body.get("description"),
+            form_style=raw_body.get("form_style", "brackets"),
+            encoding={
+                name: PropertyEncoding(
+                    content_type=spec.get("content_type"), style=spec.get("style"), explode=spec.get("explode")
+                )
+                for name, spec in raw_body.get("encoding", {}).items()
+            },
         )
     return Operation(
         name=raw["name"],

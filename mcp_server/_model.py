@@ -183,12 +183,36 @@ class Parameter:
         return self.effective_style == "form"
 
 
+FormStyle = Literal["brackets", "openapi"]
+"""How a form-encoded body writes the properties its `encoding` does not name. `brackets` is Stripe's way (nested
+keys `a[b]=1`, indexed arrays `items[0][price]=x`), the default for hand-written manifests; `openapi` is OpenAPI's
+default for form bodies (each property a query parameter of style `form`, exploded), what imported documents use."""
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyEncoding:
+    """OpenAPI's Encoding Object for one property of a form-encoded or multipart body.
+
+    In a form-encoded body, `style`/`explode` (query styles: `form`, `spaceDelimited`, `pipeDelimited`,
+    `deepObject`) win over `content_type`, as OpenAPI says; with neither, the body's `form_style` applies. In a
+    multipart body only `content_type` counts: a JSON type makes the property one JSON part, and it is the
+    Content-Type of a file part.
+    """
+
+    content_type: str | None = None
+    style: str | None = None
+    explode: bool | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Body:
     schema: Mapping[str, Any]
     content_type: str = JSON_CONTENT_TYPE
     required: bool = False
     description: str | None = None
+    form_style: FormStyle = "brackets"
+    encoding: Mapping[str, PropertyEncoding] = field(default_factory=dict[str, PropertyEncoding])
+    """Per-property overrides, by body property name (the original name, not the tool argument's)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,10 @@ Choices, where OpenAPI leaves room:
 - auth: the first global security requirement whose scheme we can inject (else the
   first declared scheme), mapped to manifest auth with vault references named
   after the connector (`<name>_token`, `<name>_api_key`, ...) for the user to fill.
-- bodies: JSON (or `+json`) first, then form, multipart, text, then binary.
+- bodies: JSON (or `+json`) first, then form, multipart, text, then binary. Form bodies are
+  written the OpenAPI way (`form_style: openapi`: each property a query parameter of style
+  `form`, exploded), and the media type's `encoding` is copied for form and multipart bodies
+  (`style`/`explode` for form bodies only, `contentType` as its first concrete media type).
 - header parameters named Accept, Content-Type or Authorization are ignored, as the
   OpenAPI specification says.
 - a query parameter may not be sent empty (`q=`) unless it sets `allowEmptyValue`, so its
@@ -46,6 +49,10 @@ _BODY_PREFERENCE: tuple[Callable[[str], bool], ...] = (
 )
 _MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
 _STYLES = frozenset({"simple", "label", "matrix", "form", "spaceDelimited", "pipeDelimited", "deepObject"})
+_FORM_STYLES = frozenset({"form", "spaceDelimited", "pipeDelimited", "deepObject"})
+"""The styles an encoding entry of a form body may have: the query ones."""
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
 
 
 def _essence(media_type: str) -> str:
@@ -378,12 +385,47 @@ class _Converter:
             "content_type": sent_as,
             "schema": self.schema(schema if schema is not None else {}, body_uri),
         }
+        if sent_as == _FORM:
+            converted["form_style"] = "openapi"  # the document's rules, not the Stripe-style brackets
+        if chosen is not None and sent_as in (_FORM, _MULTIPART) and isinstance(media, dict):
+            encoding = _encoding(cast(dict[str, Any], media).get("encoding"), form=sent_as == _FORM)
+            if encoding:
+                converted["encoding"] = encoding
         if spec.get("required") is True:
             converted["required"] = True
         described = _text(spec.get("description"))
         if described:
             converted["description"] = described
         return converted
+
+
+def _encoding(raw: Any, *, form: bool) -> dict[str, dict[str, Any]]:
+    """A media type's `encoding` in manifest terms: what the manifest schema can hold, nothing else.
+
+    `style`/`explode` only for form bodies (OpenAPI ignores them in multipart ones); `contentType`, which may
+    list several types or a wildcard, as its first concrete media type. `headers` and `allowReserved` are not
+    kept (the first only matters in multipart parts; the second only spares characters from percent-encoding).
+    """
+    if not isinstance(raw, dict):
+        return {}
+    converted: dict[str, dict[str, Any]] = {}
+    for name, entry in cast(dict[str, Any], raw).items():
+        if not isinstance(entry, dict):
+            continue
+        spec = cast(dict[str, Any], entry)
+        kept: dict[str, Any] = {}
+        content_type = spec.get("contentType")
+        if isinstance(content_type, str):
+            media = next((m for m in map(_essence, content_type.split(",")) if _MEDIA_TYPE.match(m)), None)
+            if media is not None:
+                kept["content_type"] = media
+        if form and spec.get("style") in _FORM_STYLES:
+            kept["style"] = spec["style"]
+        if form and isinstance(spec.get("explode"), bool):
+            kept["explode"] = spec["explode"]
+        if kept:
+            converted[name] = kept
+    return converted
 
 
 def _not_empty(schema: dict[str, Any]) -> dict[str, Any]:

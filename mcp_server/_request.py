@@ -13,9 +13,11 @@ The rules (the per-location value forms live in `_serialize`):
 - Body: a `body` binding supplies the whole value; otherwise `body_property` arguments are
   collected into an object. An optional body with no arguments is not sent at all. The declared
   media type picks the encoding: `application/json` and `+json` types JSON; form-urlencoded
-  Stripe-style; `multipart/form-data` one part per property (base64 file fields decoded), sent
-  with its boundary; `text/*` a string as UTF-8 (anything else as JSON); any other type is
-  binary: the value is base64 text, sent decoded.
+  per the body's `form_style` (Stripe-style brackets, or OpenAPI's exploded form) with its
+  per-property `encoding`; `multipart/form-data` one part per property (base64 file fields
+  decoded; an `encoding` JSON type makes a JSON part), sent with its boundary; `text/*` a
+  string as UTF-8 (anything else as JSON); any other type is binary: the value is base64 text,
+  sent decoded.
 - Arguments absent or `None` are not sent; a path parameter must have a value, and one that
   would expand to an empty, `.` or `..` segment is refused (it would address another resource).
   The exception is a property of a JSON body whose schema admits null explicitly: its `None`
@@ -37,7 +39,6 @@ from typing import Any, Literal, cast
 from mcp_server._errors import InvalidArguments
 from mcp_server._model import (
     FORM_CONTENT_TYPE,
-    JSON_CONTENT_TYPE,
     PATH_PLACEHOLDER,
     ApiKeyAuth,
     Auth,
@@ -63,6 +64,7 @@ from mcp_server._serialize import (
     encode,
     form_body,
     has_control_characters,
+    is_json_media_type,
     multipart_body,
     serialize_cookie,
     serialize_header,
@@ -229,7 +231,7 @@ def _body(
         return None, None
     content_type = body.content_type
     media_type = content_type.split(";", 1)[0].strip().lower()
-    is_json = media_type == JSON_CONTENT_TYPE or media_type.endswith("+json")
+    is_json = is_json_media_type(media_type)
     schemas = cast(Mapping[str, Any], (body.schema.get("properties") if is_json else None) or {})
     whole_arg = next((arg for arg, b in bindings.items() if b.location == "body"), None)
     argument_of = {b.name: arg for arg, b in bindings.items() if b.location == "body_property"}
@@ -246,11 +248,11 @@ def _body(
         return None, None
     try:
         if media_type == FORM_CONTENT_TYPE:
-            content = form_body(payload)
+            content = form_body(payload, body.form_style, body.encoding)
         elif media_type == MULTIPART_CONTENT_TYPE:
             if not isinstance(payload, Mapping):
                 raise UnserializableValue("a multipart body must be an object")
-            content, content_type = multipart_body(cast(Mapping[str, Any], payload), body.schema)
+            content, content_type = multipart_body(cast(Mapping[str, Any], payload), body.schema, body.encoding)
         elif media_type.startswith("text/"):
             # Text as it is; structured data has no other sensible encoding than JSON.
             content = payload.encode("utf-8") if isinstance(payload, str) else dump_json(payload)

@@ -3,12 +3,14 @@
 Pure functions, one per location, following OpenAPI 3.1 `style`/`explode`
 (whose path and query rules are RFC 6570's): path values are percent-encoded
 with nothing left safe, query keys and values per RFC 3986 (space is `%20`),
-header values are sent raw but must be printable ASCII, form bodies use
-Stripe-style bracket keys with indexed arrays, multipart bodies one part per
-property (RFC 7578), binary values arrive as base64 text. Scalars print the same
-everywhere: `true`/`false`, integers without `.0`, strings as they are.
-`None` (and, in exploded or keyed positions, an empty array or object) means
-"not sent".
+header values are sent raw but must be printable ASCII. Form bodies write each property either Stripe-style (bracket
+keys, indexed arrays; hand-written manifests) or the OpenAPI way (as a query
+parameter of style `form`, exploded; imported documents), and a per-property
+`encoding` overrides either (a query style, or a content type: JSON text).
+Multipart bodies are one part per property (RFC 7578), binary values arrive as
+base64 text. Scalars print the same everywhere: `true`/`false`, integers
+without `.0`, strings as they are. `None` (and, in exploded or keyed positions,
+an empty array or object) means "not sent".
 
 Every failure is an `UnserializableValue` naming the fault but never the value;
 the request builder turns it into `InvalidArguments` with the argument's path.
@@ -23,9 +25,9 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
-from mcp_server._model import Parameter
+from mcp_server._model import FormStyle, Parameter, PropertyEncoding
 
 # Header values must be visible ASCII, space or tab: a line break would start a new header
 # (request smuggling by a model), other controls are refused by HTTP stacks, and non-ASCII
@@ -87,6 +89,20 @@ def dump_json(value: Any) -> bytes:
 def encode(text: str) -> str:
     """RFC 3986 percent-encoding: everything but `A-Z a-z 0-9 - . _ ~` (UTF-8 for non-ASCII)."""
     return quote(text, safe="")
+
+
+def is_json_media_type(media_type: str) -> bool:
+    """`application/json` or any `+json` type, parameters and case ignored."""
+    essence = media_type.split(";", 1)[0].strip().lower()
+    return essence == "application/json" or essence.endswith("+json")
+
+
+def content_text(content_type: str, value: Any) -> str:
+    """A value as one piece of text of `content_type`: JSON for JSON types, otherwise the scalar form (structured
+    values as JSON all the same)."""
+    if not is_json_media_type(content_type):
+        return format_scalar(value)
+    return dump_json(value).decode("utf-8")
 
 
 def _items(value: Any) -> list[Any] | None:
@@ -163,14 +179,18 @@ def serialize_query(parameter: Parameter, value: Any) -> Pairs:
     comma or pipe inside a value is encoded. An empty array or object is not sent (RFC 6570
     treats it as undefined). A primitive is `name=value` in every style.
     """
-    style = parameter.effective_style
+    return query_pairs(parameter.name, value, parameter.effective_style, parameter.effective_explode)
+
+
+def query_pairs(name: str, value: Any, style: str, explode: bool) -> Pairs:
+    """`serialize_query` for a name, style and explode given directly (form bodies reuse it per property)."""
     if style == "deepObject" and isinstance(value, (Mapping, list, tuple)):
         return [
             (encode(path[0]) + "".join(f"[{encode(part)}]" for part in path[1:]), encode(text))
-            for path, text in _flatten_brackets([parameter.name], value)
+            for path, text in _flatten_brackets([name], value)
         ]
     delimiter = {"spaceDelimited": "%20", "pipeDelimited": "|"}.get(style, ",")
-    return _form_pairs(parameter.name, value, parameter.effective_explode, delimiter)
+    return _form_pairs(name, value, explode, delimiter)
 
 
 def _form_pairs(name: str, value: Any, explode: bool, delimiter: str) -> Pairs:
@@ -245,23 +265,53 @@ def serialize_cookie(parameter: Parameter, value: Any) -> Pairs:
     return _form_pairs(parameter.name, value, parameter.effective_explode, ",")
 
 
-def form_body(value: Any) -> bytes:
-    """An `application/x-www-form-urlencoded` body the way Stripe reads one.
+def form_body(
+    value: Any, style: FormStyle = "brackets", encoding: Mapping[str, PropertyEncoding] | None = None
+) -> bytes:
+    """An `application/x-www-form-urlencoded` body, property by property.
 
-    Nested objects become `metadata[order_id]=6735`, arrays are indexed (`expand[0]=a`,
-    `items[0][price]=p_1`), booleans are `true`/`false`, `None` is skipped, an empty
-    string is sent as `key=` (Stripe's "unset"), and empty arrays/objects send nothing
-    (as Stripe's own client does). Encoded like `urllib.parse.urlencode`: space is `+`,
-    brackets `%5B`/`%5D`.
+    A property named in `encoding` with a `style` or `explode` is written as a query parameter of that style
+    (`deepObject` → `a[b]=1`, `form` unexploded → `tags=a,b`, `spaceDelimited`, `pipeDelimited`); one with only
+    a `content_type` is `name=<its text>` (JSON for JSON types). Any other property follows `style`:
+
+    - `openapi`: OpenAPI's default, a query parameter of style `form`, exploded: arrays repeat the key
+      (`tags=a&tags=b`), objects become their own `key=value` pairs; percent-encoded as in a query (`%20`).
+    - `brackets`: the way Stripe reads a form. Nested objects become `metadata[order_id]=6735`, arrays are
+      indexed (`expand[0]=a`, `items[0][price]=p_1`), an empty string is sent as `key=` (Stripe's "unset"),
+      and empty arrays/objects send nothing (as Stripe's own client does). Encoded like
+      `urllib.parse.urlencode`: space is `+`, brackets `%5B`/`%5D`.
+
+    `None` is skipped everywhere; booleans are `true`/`false`. A fault names the property (`key`).
     """
     if not isinstance(value, Mapping):
         raise UnserializableValue("a form-encoded body must be an object")
-    pairs = [
-        (path[0] + "".join(f"[{part}]" for part in path[1:]), text)
-        for key, item in cast(Mapping[Any, Any], value).items()
-        for path, text in _flatten_brackets([str(key)], item)
+    pairs: Pairs = []
+    for raw_key, item in cast(Mapping[Any, Any], value).items():
+        key = str(raw_key)
+        try:
+            pairs += _form_property(key, item, style, (encoding or {}).get(key))
+        except UnserializableValue as exc:
+            raise UnserializableValue(str(exc), key=key) from None
+    return "&".join(f"{name}={text}" for name, text in pairs).encode("ascii")
+
+
+def _form_property(key: str, value: Any, style: FormStyle, encoding: PropertyEncoding | None) -> Pairs:
+    """The encoded `(name, value)` pairs one form body property becomes."""
+    if value is None:
+        return []
+    if encoding is not None and (encoding.style is not None or encoding.explode is not None):
+        # OpenAPI: an explicit style or explode makes the property a query parameter; its contentType is ignored.
+        property_style = encoding.style or "form"
+        explode = encoding.explode if encoding.explode is not None else property_style == "form"
+        return query_pairs(key, value, property_style, explode)
+    if encoding is not None and encoding.content_type is not None:
+        return [(encode(key), encode(content_text(encoding.content_type, value)))]
+    if style == "openapi":
+        return query_pairs(key, value, "form", True)
+    return [
+        (quote_plus(path[0] + "".join(f"[{part}]" for part in path[1:]), safe=""), quote_plus(text, safe=""))
+        for path, text in _flatten_brackets([key], value)
     ]
-    return urlencode(pairs).encode("ascii")
 
 
 def decode_base64(value: Any) -> bytes:
@@ -278,16 +328,22 @@ MULTIPART_CONTENT_TYPE = "multipart/form-data"
 _DISPOSITION_ESCAPES = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
 
 
-def multipart_body(value: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple[bytes, str]:
+def multipart_body(
+    value: Mapping[str, Any], schema: Mapping[str, Any], encoding: Mapping[str, PropertyEncoding] | None = None
+) -> tuple[bytes, str]:
     """A `multipart/form-data` body (RFC 7578) and its Content-Type with the boundary.
 
     Each property is one part named after it. A property whose schema (or, for an array, whose
     `items`) has `contentEncoding: base64` is a file: its base64 text is decoded and sent with
-    `filename="<name>"` and `Content-Type: application/octet-stream`. Objects and arrays holding
-    objects or arrays are one JSON part; arrays of scalars repeat the name, one part per item;
-    scalars print as everywhere else (text parts carry no Content-Type: UTF-8 text, as browsers
-    send it). `None` is skipped. Names are quoted with `"`, CR and LF percent-encoded (RFC 7578 §2).
-    The boundary is random and never occurs in the body.
+    `filename="<name>"` and `Content-Type: application/octet-stream` (or the media type its
+    `encoding` names). A property whose `encoding` names a JSON type is a JSON part of that type,
+    whatever its value; an array is one such part per item (OpenAPI derives an array's part type
+    from its items, and readers such as openapi-core decode each part as one item). Otherwise
+    objects and arrays holding objects or arrays are one JSON part; arrays of scalars repeat the
+    name, one part per item; scalars print as everywhere else (text
+    parts carry no Content-Type: UTF-8 text, as browsers send it). `None` is skipped. Names are
+    quoted with `"`, CR and LF percent-encoded (RFC 7578 §2). The boundary is random and never
+    occurs in the body.
     """
     root = schema
     object_schema = local_subschema(schema, root)
@@ -297,8 +353,10 @@ def multipart_body(value: Mapping[str, Any], schema: Mapping[str, Any]) -> tuple
         if item is None:
             continue
         prop_schema = local_subschema(properties.get(key), root)
+        declared = (encoding or {}).get(key)
+        content_type = declared.content_type if declared is not None else None
         try:
-            parts += _multipart_parts(key, item, prop_schema, root)
+            parts += _multipart_parts(key, item, prop_schema, root, content_type)
         except UnserializableValue as exc:
             raise UnserializableValue(str(exc), key=key) from None
     boundary = secrets.token_hex(16)
@@ -327,18 +385,26 @@ def _is_file(schema: Mapping[str, Any]) -> bool:
     return schema.get("contentEncoding") == "base64"
 
 
-def _multipart_parts(name: str, value: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[bytes]:
-    """The parts (headers, blank line, content; no delimiters) one property becomes."""
+def _multipart_parts(
+    name: str, value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], content_type: str | None = None
+) -> list[bytes]:
+    """The parts (headers, blank line, content; no delimiters) one property becomes; `content_type` is the one
+    the body's `encoding` names for it, if any."""
+    json_type = content_type if content_type is not None and is_json_media_type(content_type) else None
     items = _items(value)
     if items is not None:
+        if json_type is not None:
+            return [_part(name, dump_json(item), json_type) for item in items]
         if any(isinstance(item, (Mapping, list, tuple)) for item in items):
             return [_part(name, dump_json(value), "application/json")]
         item_schema = local_subschema(schema.get("items"), root)
-        return [part for item in items for part in _multipart_parts(name, item, item_schema, root)]
+        return [part for item in items for part in _multipart_parts(name, item, item_schema, root, content_type)]
+    if json_type is not None:
+        return [_part(name, dump_json(value), json_type)]
     if isinstance(value, Mapping):
         return [_part(name, dump_json(value), "application/json")]
     if _is_file(schema):
-        return [_part(name, decode_base64(value), "application/octet-stream", filename=name)]
+        return [_part(name, decode_base64(value), content_type or "application/octet-stream", filename=name)]
     return [_part(name, format_scalar(value).encode("utf-8"))]
 
 

@@ -22,6 +22,7 @@ from mcp_server._model import (
     NoAuth,
     OAuth2AuthorizationCode,
     OAuth2ClientCredentials,
+    PropertyEncoding,
     SigV4Auth,
     Timeouts,
 )
@@ -709,3 +710,37 @@ def test_bad_send_time_auth_is_a_fault_with_its_path(
     assert fault.json_path == json_path, str(fault)
     assert words in fault.reason
     assert_one_line(fault.reason)
+
+
+# ------------------------------------------------------------------ OpenAPI fidelity: body encoding
+
+
+def test_body_form_style_and_encoding_are_built(tmp_path: Path) -> None:
+    body = {
+        "content_type": "application/x-www-form-urlencoded",
+        "form_style": "openapi",
+        "encoding": {
+            "filter": {"style": "deepObject", "explode": True},
+            "meta": {"content_type": "application/json"},
+            "tags": {"explode": False},
+        },
+        "schema": {"type": "object"},
+    }
+    path = write(tmp_path, "demo.yaml", manifest(operations=[operation(method="POST", body=body)]))
+    built = load_manifest(path)[0].operations[0].body
+    assert built is not None
+    assert built.form_style == "openapi"
+    assert dict(built.encoding) == {
+        "filter": PropertyEncoding(style="deepObject", explode=True),
+        "meta": PropertyEncoding(content_type="application/json"),
+        "tags": PropertyEncoding(explode=False),
+    }
+
+
+def test_hand_written_form_bodies_keep_the_bracket_style(tmp_path: Path) -> None:
+    body = {"content_type": "application/x-www-form-urlencoded", "schema": {"type": "object"}}
+    path = write(tmp_path, "demo.yaml", manifest(operations=[operation(method="POST", body=body)]))
+    built = load_manifest(path)[0].operations[0].body
+    assert built is not None
+    assert built.form_style == "brackets"
+    assert dict(built.encoding) == {}

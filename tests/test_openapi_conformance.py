@@ -22,9 +22,10 @@ Bugs this found, fixed (the regression tests are at the end of this module):
 - an empty query value (`q=`) was offered and sent, though `allowEmptyValue` is false by default;
 - `format: int32`/`int64` did not bound integers (JSON Schema ignores these formats; OpenAPI validators do not);
 - `None` for a JSON body property was dropped even where the schema names null: a required nullable property
-  went missing, and a PATCH could not clear a field.
-Found, not fixed (it needs the body's `encoding` in the manifest model): an array in a form-encoded body is sent
-Stripe-style (`tags[0]=a`) where the document, without an `encoding`, says `tags=a&tags=b` (strict xfail below).
+  went missing, and a PATCH could not clear a field;
+- an array in a form-encoded body was sent Stripe-style (`tags[0]=a`) where the document, without an `encoding`,
+  says `tags=a&tags=b`: imported form bodies now follow OpenAPI's rules (`form_style: openapi`) and the
+  document's `encoding` (checked below for every query style and a JSON `contentType`).
 
 Where openapi-core 0.23 falls short, the documents stay within what it can check, or this module helps it:
 - Its `spaceDelimited` splits on the literal text `%20`, never present once the query string is decoded (its own
@@ -601,18 +602,128 @@ paths:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: form bodies encode arrays Stripe-style (topics[0]=news); without an `encoding` object the "
-    "document asks for form style, exploded (topics=news&topics=offers). Fixing it needs the body's encoding in the "
-    "manifest model; Stripe's own document declares deepObject for such fields.",
-)
 def test_form_body_arrays_follow_the_default_encoding(tmp_path: Path) -> None:
+    """Without an `encoding` object a form body is form style, exploded: `topics=news&topics=offers`."""
     (tmp_path / "forms.yaml").write_text(FORM_ARRAY_DOCUMENT)
     (tmp_path / "manifest.yaml").write_text("name: forms\nopenapi: forms.yaml\n")
     connector, _ = load_manifest(tmp_path / "manifest.yaml")
     tool = build_tool(connector, connector.operations[0])
     arguments = {"topics": ["news", "offers"]}
     request = build_request(connector, tool.operation, tool.bindings, arguments, {})
+    assert request.content == b"topics=news&topics=offers"
     wire = WireRequest(request.method, request.url, request.headers, request.content)
     OpenAPI.from_file_path(str(tmp_path / "forms.yaml")).validate_request(wire)
+
+
+# ------------------------------------------------------------------ OpenAPI fidelity: one document per rule
+
+
+def _document_api(tmp_path: Path, name: str, document: str, origin: str = "https://fidelity.example") -> Api:
+    """A document written to `tmp_path` as an `openapi:` connector, checked by openapi-core like the fixtures."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(document)
+    (tmp_path / f"{name}-manifest.yaml").write_text(f"name: {name}\nopenapi: {path.name}\n")
+    connector, faults = load_manifest(tmp_path / f"{name}-manifest.yaml")
+    assert not faults, faults
+    described = Described(f"{name}-manifest.yaml", str(path), True, origin, "")
+    tools = {op.name: build_tool(connector, op) for op in connector.operations}
+    return Api(name, described, connector, tools)
+
+
+def _checked(described: Api, operation: str, arguments: dict[str, Any]) -> WireRequest:
+    tool = described.tools[operation]
+    tool.validate(arguments)
+    request = build_request(described.connector, tool.operation, tool.bindings, arguments, {})
+    wire = WireRequest(request.method, request.url, request.headers, request.content)
+    described.check(tool, arguments, wire)
+    return wire
+
+
+FORM_ENCODING_DOCUMENT = """
+openapi: 3.0.3
+info: {title: Form encodings, version: "1"}
+servers: [{url: "https://fidelity.example"}]
+paths:
+  /forms:
+    post:
+      operationId: submit
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              properties:
+                exploded: {type: array, items: {type: string, enum: [a, b, c]}}
+                commas: {type: array, items: {type: string, enum: [a, b, c]}}
+                spaces: {type: array, items: {type: integer}}
+                pipes: {type: array, items: {type: string, enum: [x, y]}}
+                filter:
+                  type: object
+                  properties: {lang: {type: string, enum: [de, en]}, level: {type: integer}}
+                settings:
+                  type: object
+                  properties: {note: {type: string}, flags: {type: array, items: {type: boolean}}}
+                title: {type: string}
+            encoding:
+              commas: {style: form, explode: false}
+              spaces: {style: spaceDelimited, explode: false}
+              pipes: {style: pipeDelimited, explode: false}
+              filter: {style: deepObject, explode: true}
+              settings: {contentType: application/json}
+      responses: {"200": {description: OK.}}
+"""
+
+
+def test_form_body_encoding_styles_conform(tmp_path: Path) -> None:
+    described = _document_api(tmp_path, "forms", FORM_ENCODING_DOCUMENT)
+    arguments = {
+        "exploded": ["a", "b"],
+        "commas": ["b", "c"],
+        "spaces": [1, 22],
+        "pipes": ["x", "y"],
+        "filter": {"lang": "de", "level": 3},
+        "settings": {"note": "über & more", "flags": [True, False]},
+        "title": "a + b = c",
+    }
+    wire = _checked(described, "submit", arguments)
+    assert wire.body == (
+        b"exploded=a&exploded=b&commas=b,c&spaces=1%2022&pipes=x|y&filter[lang]=de&filter[level]=3"
+        b"&settings=%7B%22note%22%3A%22%C3%BCber%20%26%20more%22%2C%22flags%22%3A%5Btrue%2Cfalse%5D%7D"
+        b"&title=a%20%2B%20b%20%3D%20c"
+    )
+
+
+MULTIPART_ENCODING_DOCUMENT = """
+openapi: 3.0.3
+info: {title: Multipart encodings, version: "1"}
+servers: [{url: "https://fidelity.example"}]
+paths:
+  /uploads:
+    post:
+      operationId: upload
+      requestBody:
+        required: true
+        content:
+          multipart/form-data:
+            schema:
+              type: object
+              required: [file]
+              properties:
+                file: {type: string, format: binary}
+                labels: {type: array, items: {type: string}}
+                caption: {type: string}
+            encoding:
+              file: {contentType: image/png}
+              labels: {contentType: application/json}
+      responses: {"201": {description: Uploaded.}}
+"""
+
+
+def test_multipart_encoding_content_types_conform(tmp_path: Path) -> None:
+    described = _document_api(tmp_path, "uploads", MULTIPART_ENCODING_DOCUMENT)
+    arguments = {"file": base64.b64encode(b"\x89PNG").decode(), "labels": ["a", "b c"], "caption": "hi"}
+    wire = _checked(described, "upload", arguments)
+    assert wire.body is not None
+    assert b'name="labels"\r\nContent-Type: application/json\r\n\r\n"b c"\r\n' in wire.body  # a part per item
+    assert b'filename="file"\r\nContent-Type: image/png\r\n' in wire.body

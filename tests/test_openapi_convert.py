@@ -19,9 +19,10 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from mcp_server._catalog import load_catalog, load_manifest
-from mcp_server._model import ApiKeyAuth, BasicAuth, BearerAuth
+from mcp_server._model import ApiKeyAuth, BasicAuth, BearerAuth, PropertyEncoding
 from mcp_server._openapi_convert import Converted, Selection, convert_document
 from mcp_server._openapi_document import Document, load_document
+from mcp_server._openapi_import import import_openapi
 from mcp_server._registry import build_tool
 from mcp_server._secrets import ValueRef
 
@@ -688,3 +689,127 @@ def test_aws_descriptions_sign_with_the_region_and_signing_name_of_their_server(
 def test_an_upper_case_scheme_is_still_an_absolute_server_url(tmp_path: Path) -> None:
     converted = convert_doc(tmp_path, doc30(servers=[{"url": "HTTPS://API.Example.com/v2/"}]))
     assert converted.manifest["base_url"] == "https://API.Example.com/v2"
+
+
+# ---------------------------------------------------------------------------------------------- form encoding
+
+
+def body_doc(media_type: str, media: dict[str, Any]) -> dict[str, Any]:
+    return doc30({"/x": {"post": {"operationId": "x", "requestBody": {"content": {media_type: media}}}}})
+
+
+FORM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "filter": {"type": "object", "properties": {"lang": {"type": "string"}}},
+        "meta": {"type": "object"},
+        "ids": {"type": "array", "items": {"type": "integer"}},
+        "file": {"type": "string", "format": "binary"},
+    },
+}
+
+
+def test_form_bodies_follow_openapi_rules_with_the_documents_encoding(tmp_path: Path) -> None:
+    encoding = {
+        "tags": {"style": "form", "explode": False, "allowReserved": True},
+        "filter": {"style": "deepObject", "explode": True},
+        "meta": {"contentType": "application/json; charset=utf-8", "headers": {"X-A": {"schema": {}}}},
+        "ids": {"style": "matrix", "contentType": "text/*, text/plain"},  # matrix is no query style: dropped
+        "file": {"contentType": "image/*"},  # no concrete type: nothing to keep
+    }
+    converted = convert_doc(
+        tmp_path, body_doc("application/x-www-form-urlencoded", {"schema": FORM_SCHEMA, "encoding": encoding})
+    )
+    body = by_name(converted)["x"]["body"]
+    assert body["form_style"] == "openapi"
+    assert body["encoding"] == {
+        "tags": {"style": "form", "explode": False},
+        "filter": {"style": "deepObject", "explode": True},
+        "meta": {"content_type": "application/json"},
+        "ids": {"content_type": "text/plain"},
+    }
+
+
+def test_form_bodies_without_encoding_are_openapi_style_all_the_same(tmp_path: Path) -> None:
+    converted = convert_doc(tmp_path, body_doc("application/x-www-form-urlencoded", {"schema": FORM_SCHEMA}))
+    body = by_name(converted)["x"]["body"]
+    assert body["form_style"] == "openapi"
+    assert "encoding" not in body
+
+
+def test_multipart_bodies_keep_only_content_types(tmp_path: Path) -> None:
+    encoding = {
+        "meta": {"contentType": "application/json"},
+        "file": {"contentType": "image/png, image/jpeg"},
+        "tags": {"style": "form", "explode": False},  # OpenAPI ignores styles in multipart bodies
+    }
+    converted = convert_doc(tmp_path, body_doc("multipart/form-data", {"schema": FORM_SCHEMA, "encoding": encoding}))
+    body = by_name(converted)["x"]["body"]
+    assert "form_style" not in body
+    assert body["encoding"] == {"meta": {"content_type": "application/json"}, "file": {"content_type": "image/png"}}
+
+
+def test_json_bodies_carry_no_encoding(tmp_path: Path) -> None:
+    encoding = {"meta": {"contentType": "application/json"}}
+    converted = convert_doc(tmp_path, body_doc("application/json", {"schema": FORM_SCHEMA, "encoding": encoding}))
+    body = by_name(converted)["x"]["body"]
+    assert "encoding" not in body and "form_style" not in body
+
+
+def test_swagger2_collection_formats_reach_the_form_encoding(tmp_path: Path) -> None:
+    doc = {
+        "swagger": "2.0",
+        "info": {"title": "Old", "version": "1"},
+        "host": "old.example",
+        "paths": {
+            "/x": {
+                "post": {
+                    "operationId": "x",
+                    "consumes": ["application/x-www-form-urlencoded"],
+                    "parameters": [
+                        {"name": "csv", "in": "formData", "type": "array", "items": {"type": "string"}},
+                        {
+                            "name": "multi",
+                            "in": "formData",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "multi",
+                        },
+                        {
+                            "name": "pipes",
+                            "in": "formData",
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "collectionFormat": "pipes",
+                        },
+                    ],
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+    body = by_name(convert_doc(tmp_path, doc))["x"]["body"]
+    assert body["form_style"] == "openapi"
+    assert body["encoding"] == {
+        "csv": {"style": "form", "explode": False},
+        "multi": {"style": "form", "explode": True},
+        "pipes": {"style": "pipeDelimited", "explode": False},
+    }
+
+
+def test_imported_form_bodies_are_visible_in_import_openapi_output_and_load(tmp_path: Path) -> None:
+    encoding = {"filter": {"style": "deepObject", "explode": True}}
+    doc = body_doc("application/x-www-form-urlencoded", {"schema": FORM_SCHEMA, "encoding": encoding})
+    doc["servers"] = [{"url": "https://forms.example"}]
+    (tmp_path / "spec.json").write_text(json.dumps(doc))
+    text, _ = import_openapi("spec.json", name="forms", base_dir=tmp_path)
+    written = yaml.safe_load(text)["operations"][0]["body"]
+    assert written["form_style"] == "openapi"
+    assert written["encoding"] == {"filter": {"style": "deepObject", "explode": True}}
+    (tmp_path / "forms.yaml").write_text(text)
+    connector, faults = load_manifest(tmp_path / "forms.yaml")
+    assert not faults
+    body = connector.operations[0].body
+    assert body is not None and body.form_style == "openapi"
+    assert body.encoding == {"filter": PropertyEncoding(style="deepObject", explode=True)}

@@ -24,6 +24,7 @@ from mcp_server._model import (
     NoAuth,
     Operation,
     Parameter,
+    PropertyEncoding,
 )
 from mcp_server._request import Binding, PreparedRequest, build_request, referenced_values
 from mcp_server._secrets import ValueRef
@@ -734,3 +735,101 @@ def test_referenced_values_per_auth(auth: Auth, expected: tuple[ValueRef, ...]) 
 def test_literals_are_resolved_without_the_mapping() -> None:
     request = build(PLAIN, {}, auth=BearerAuth(lit("inline")), headers={"X-Lit": lit("v")})
     assert request.headers == (("X-Lit", "v"), ("Authorization", "Bearer inline"))
+
+
+# --- form bodies the OpenAPI way and per-property encoding ----------------------------------------
+
+OPENAPI_FORM = Operation(
+    name="subscribe",
+    method="POST",
+    path="/subscriptions",
+    parameters=(Parameter("topics", "query", {"type": "string"}),),
+    body=Body(
+        schema={
+            "type": "object",
+            "properties": {"topics": {"type": "array"}, "filter": {"type": "object"}, "meta": {"type": "object"}},
+        },
+        content_type=FORM_CONTENT_TYPE,
+        form_style="openapi",
+        encoding={"filter": PropertyEncoding(style="deepObject", explode=True)},
+    ),
+)
+OPENAPI_FORM_BINDINGS = {
+    "topics": Binding("query", "topics"),
+    "body_topics": Binding("body_property", "topics"),
+    "filter": Binding("body_property", "filter"),
+    "meta": Binding("body_property", "meta"),
+}
+
+
+def test_openapi_form_body_end_to_end() -> None:
+    arguments = {"topics": "q", "body_topics": ["news", "offers"], "filter": {"lang": "de"}, "meta": {"a": 1}}
+    request = build(OPENAPI_FORM, arguments, bindings=OPENAPI_FORM_BINDINGS)
+    assert request.url == "https://api.example.com/v1/subscriptions?topics=q"
+    assert header_map(request)["content-type"] == FORM_CONTENT_TYPE
+    assert request.content == b"topics=news&topics=offers&filter[lang]=de&a=1"
+
+
+def test_form_body_fault_points_at_the_renamed_argument() -> None:
+    with pytest.raises(InvalidArguments, match="finite") as caught:
+        build(OPENAPI_FORM, {"body_topics": [float("nan")]}, bindings=OPENAPI_FORM_BINDINGS)
+    assert caught.value.details == {"path": "$.body_topics"}
+
+
+def test_multipart_json_encoding_end_to_end() -> None:
+    operation = Operation(
+        name="upload",
+        method="POST",
+        path="/files",
+        body=Body(
+            schema={"type": "object", "properties": {"file": FILE_SCHEMA, "tags": {"type": "array"}}},
+            content_type="multipart/form-data",
+            encoding={"tags": PropertyEncoding(content_type="application/json"), "file": PropertyEncoding("image/png")},
+        ),
+    )
+    request = build(operation, {"file": b64(b"PNG"), "tags": ["a", "b"]})
+    assert parse_multipart(request.content or b"", header_map(request)["content-type"]) == [
+        ("file", "file", "image/png", b"PNG"),
+        ("tags", None, "application/json", b'"a"'),
+        ("tags", None, "application/json", b'"b"'),
+    ]
+
+
+def test_manifest_accepts_form_style_and_encoding() -> None:
+    document = manifest_with_body("application/x-www-form-urlencoded")
+    body = document["operations"][0]["body"]
+    body["form_style"] = "openapi"
+    body["encoding"] = {
+        "filter": {"style": "deepObject", "explode": True},
+        "tags": {"style": "pipeDelimited", "explode": False},
+        "meta": {"content_type": "application/json"},
+    }
+    assert list(manifest_validator().iter_errors(document)) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("form_style", "stripe"),
+        ("encoding", {"a": {"style": "matrix"}}),
+        ("encoding", {"a": {"style": "simple"}}),
+        ("encoding", {"a": {"content_type": "image/*"}}),
+        ("encoding", {"a": {"contentType": "application/json"}}),
+        ("encoding", {"a": {"headers": {}}}),
+        ("encoding", {"a": {"explode": "yes"}}),
+        ("encoding", ["a"]),
+    ],
+)
+def test_manifest_refuses_bad_form_style_and_encoding(key: str, value: Any) -> None:
+    document = manifest_with_body("application/x-www-form-urlencoded")
+    document["operations"][0]["body"][key] = value
+    errors = list(manifest_validator().iter_errors(document))
+    assert errors
+    assert all(list(error.absolute_path)[:4] == ["operations", 0, "body", key] for error in errors)
+
+
+def test_manifest_form_style_defaults_to_brackets() -> None:
+    schema = cast(dict[str, Any], manifest_validator().schema)
+    assert schema["$defs"]["body"]["properties"]["form_style"]["default"] == "brackets"
+    assert Body(schema={}).form_style == "brackets"
+    assert dict(Body(schema={}).encoding) == {}

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from mcp_server._model import Parameter, ParameterLocation
+from mcp_server._model import FormStyle, Parameter, ParameterLocation, PropertyEncoding
 from mcp_server._serialize import (
     UnserializableValue,
     decode_base64,
@@ -537,3 +537,145 @@ def test_decode_base64_refuses_what_is_not_base64_text(value: Any) -> None:
 def test_unserializable_value_key() -> None:
     assert UnserializableValue("x").key is None
     assert UnserializableValue("x", key="k").key == "k"
+
+
+# --- form bodies the OpenAPI way, and per-property encoding --------------------------------------
+
+
+def form_pairs(body: bytes) -> list[tuple[str, str]]:
+    return parse_qsl(body.decode("ascii"), keep_blank_values=True)
+
+
+def test_openapi_form_style_is_form_exploded_per_property() -> None:
+    body = form_body(
+        {"tags": ["a", "b c"], "address": {"city": "Zürich", "zip": 8001}, "n": 2.0, "on": True, "x": None},
+        "openapi",
+    )
+    assert body == b"tags=a&tags=b%20c&city=Z%C3%BCrich&zip=8001&n=2&on=true"
+    assert form_pairs(body) == [
+        ("tags", "a"),
+        ("tags", "b c"),
+        ("city", "Zürich"),
+        ("zip", "8001"),
+        ("n", "2"),
+        ("on", "true"),
+    ]
+
+
+def test_openapi_form_style_sends_no_empty_containers_but_empty_strings() -> None:
+    assert form_body({"tags": [], "meta": {}, "note": ""}, "openapi") == b"note="
+
+
+def test_brackets_stays_the_default_byte_for_byte() -> None:
+    value = {"metadata": {"order id": "a&b"}, "items": [{"price": "p 1"}], "tags": ["x"]}
+    expected = b"metadata%5Border+id%5D=a%26b&items%5B0%5D%5Bprice%5D=p+1&tags%5B0%5D=x"
+    assert form_body(value) == expected
+    assert form_body(value, "brackets", {}) == expected
+
+
+ENCODED = {
+    "deep": PropertyEncoding(style="deepObject", explode=True),
+    "csv": PropertyEncoding(style="form", explode=False),
+    "spaces": PropertyEncoding(style="spaceDelimited", explode=False),
+    "pipes": PropertyEncoding(style="pipeDelimited", explode=False),
+    "exploded": PropertyEncoding(explode=True),  # style defaults to form
+    "json": PropertyEncoding(content_type="application/json"),
+    "vendor_json": PropertyEncoding(content_type="application/vnd.acme+json"),
+    "text": PropertyEncoding(content_type="text/plain"),
+    "styled_json": PropertyEncoding(content_type="application/json", style="form", explode=False),
+}
+
+
+@pytest.mark.parametrize("form_style", ["openapi", "brackets"])
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("deep", {"a": 1, "b": "x y"}, [("deep[a]", "1"), ("deep[b]", "x y")]),
+        ("deep", {"a": {"b": 1}}, [("deep[a][b]", "1")]),
+        ("csv", ["a", "b,c"], [("csv", "a,b,c")]),
+        ("csv", {"k": "v", "j": 2}, [("csv", "k,v,j,2")]),
+        ("spaces", ["a", "b"], [("spaces", "a b")]),
+        ("pipes", ["a", "b"], [("pipes", "a|b")]),
+        ("exploded", ["a", "b"], [("exploded", "a"), ("exploded", "b")]),
+        ("json", {"a": [1, "é"]}, [("json", '{"a":[1,"é"]}')]),
+        ("json", ["x"], [("json", '["x"]')]),
+        ("json", "text", [("json", '"text"')]),
+        ("json", [], [("json", "[]")]),  # a JSON value, not an absent one
+        ("vendor_json", {"a": 1}, [("vendor_json", '{"a":1}')]),
+        ("text", "plain words", [("text", "plain words")]),
+        ("text", 3.0, [("text", "3")]),
+        ("styled_json", ["a", "b"], [("styled_json", "a,b")]),  # style wins over contentType, as OpenAPI says
+    ],
+)
+def test_form_encoding_overrides_per_property(
+    form_style: FormStyle, key: str, value: Any, expected: list[tuple[str, str]]
+) -> None:
+    assert form_pairs(form_body({key: value}, form_style, ENCODED)) == expected
+
+
+def test_form_encoding_delimiters_stay_literal_and_values_are_encoded() -> None:
+    body = form_body({"csv": ["a,b", "c"], "pipes": ["x|y", "z"], "deep": {"k[1]": "v"}}, "openapi", ENCODED)
+    assert body == b"csv=a%2Cb,c&pipes=x%7Cy|z&deep[k%5B1%5D]=v"
+
+
+def test_form_encoding_names_only_some_properties() -> None:
+    value = {"deep": {"a": 1}, "tags": ["x", "y"], "meta": {"k": "v"}}
+    assert form_pairs(form_body(value, "openapi", ENCODED)) == [
+        ("deep[a]", "1"),
+        ("tags", "x"),
+        ("tags", "y"),
+        ("k", "v"),
+    ]
+    assert form_pairs(form_body(value, "brackets", ENCODED)) == [
+        ("deep[a]", "1"),
+        ("tags[0]", "x"),
+        ("tags[1]", "y"),
+        ("meta[k]", "v"),
+    ]
+
+
+def test_form_fault_names_the_property() -> None:
+    with pytest.raises(UnserializableValue, match="finite") as caught:
+        form_body({"ok": 1, "rate": float("inf")}, "openapi")
+    assert caught.value.key == "rate"
+    with pytest.raises(UnserializableValue, match="finite") as caught:
+        form_body({"json": {"x": float("nan")}}, "brackets", ENCODED)
+    assert caught.value.key == "json"
+
+
+def test_multipart_encoding_json_content_type_makes_json_parts() -> None:
+    encoding = {
+        "tags": PropertyEncoding(content_type="application/json"),
+        "title": PropertyEncoding(content_type="application/vnd.acme+json"),
+        "plain": PropertyEncoding(content_type="text/plain"),
+    }
+    schema = {"type": "object", "properties": {"tags": {"type": "array"}, "title": {}, "plain": {}}}
+    value = {"tags": [["a"], {"b": 1}, "c"], "title": "Hi", "plain": ["x", "y"]}
+    body, content_type = multipart_body(value, schema, encoding)
+    assert parse_multipart(body, content_type) == [
+        ("tags", None, "application/json", b'["a"]'),  # an array: one part per item
+        ("tags", None, "application/json", b'{"b":1}'),
+        ("tags", None, "application/json", b'"c"'),
+        ("title", None, "application/vnd.acme+json", b'"Hi"'),
+        ("plain", None, "text/plain", b"x"),
+        ("plain", None, "text/plain", b"y"),
+    ]
+
+
+def test_multipart_encoding_content_type_of_file_parts() -> None:
+    encoding = {"file": PropertyEncoding(content_type="image/png"), "attachments": PropertyEncoding("text/csv")}
+    value = {"file": b64(b"\x89PNG"), "attachments": [b64(b"a,b"), b64(b"c")], "title": "t"}
+    body, content_type = multipart_body(value, UPLOAD_SCHEMA, encoding)
+    assert parse_multipart(body, content_type) == [
+        ("file", "file", "image/png", b"\x89PNG"),
+        ("attachments", "attachments", "text/csv", b"a,b"),
+        ("attachments", "attachments", "text/csv", b"c"),
+        ("title", None, "text/plain", b"t"),
+    ]
+
+
+def test_multipart_encoding_json_fault_names_the_property() -> None:
+    encoding = {"meta": PropertyEncoding(content_type="application/json")}
+    with pytest.raises(UnserializableValue, match="finite") as caught:
+        multipart_body({"meta": [float("nan")]}, {}, encoding)
+    assert caught.value.key == "meta"
