@@ -397,6 +397,7 @@ def _build_operation(
                 description=item.get("description"),
                 style=item.get("style"),
                 explode=item.get("explode"),
+                content_type=item.get("content_type"),
             )
         )
     placeholders = PATH_PLACEHOLDER.findall(raw["path"])

@@ -168,6 +168,10 @@ class Parameter:
     description: str | None = None
     style: str | None = None
     explode: bool | None = None
+    content_type: str | None = None
+    """OpenAPI's `content` form of a parameter: the value is sent as one piece of text of this media type (JSON for
+    `application/json` and `+json` types), percent-encoded where the location needs it; `style`/`explode` do not
+    apply."""
 
     @property
     def effective_style(self) -> str:

@@ -15,6 +15,8 @@ Choices, where OpenAPI leaves room:
   written the OpenAPI way (`form_style: openapi`: each property a query parameter of style
   `form`, exploded), and the media type's `encoding` is copied for form and multipart bodies
   (`style`/`explode` for form bodies only, `contentType` as its first concrete media type).
+- a parameter described by `content` instead of `schema` keeps its media type (`content_type`):
+  its value is sent as one JSON text (for JSON types), not in a style.
 - header parameters named Accept, Content-Type or Authorization are ignored, as the
   OpenAPI specification says.
 - a query parameter may not be sent empty (`q=`) unless it sets `allowEmptyValue`, so its
@@ -352,17 +354,31 @@ class _Converter:
             if described:
                 converted["description"] = described
             schema: Any = spec.get("schema")
-            if schema is None and isinstance(spec.get("content"), dict):
-                media = next(iter(cast(dict[str, Any], spec["content"]).values()), None)
+            content_type: str | None = None
+            if schema is None and isinstance(spec.get("content"), dict) and spec["content"]:
+                # `content` has exactly one entry: the value is sent as one text of that media type.
+                declared_type, media = next(iter(cast(dict[str, Any], spec["content"]).items()))
                 schema = cast(dict[str, Any], media).get("schema") if isinstance(media, dict) else None
+                content_type = _essence(declared_type)
+                if not _MEDIA_TYPE.match(content_type):
+                    content_type = "application/json"  # `*/*` or malformed: JSON, as for bodies
             converted["schema"] = self.schema(schema if schema is not None else {"type": "string"}, parameter_uri)
-            if location == "query" and schema is not None and spec.get("allowEmptyValue") is not True:
+            # A `content` value is never empty text: even "" is sent as `""` in JSON.
+            if (
+                location == "query"
+                and content_type is None
+                and schema is not None
+                and spec.get("allowEmptyValue") is not True
+            ):
                 converted["schema"] = _not_empty(converted["schema"])
-            # Only values the manifest schema accepts: anything else would make an imported manifest invalid.
-            if spec.get("style") in _STYLES:
-                converted["style"] = spec["style"]
-            if isinstance(spec.get("explode"), bool):
-                converted["explode"] = spec["explode"]
+            if content_type is not None:
+                converted["content_type"] = content_type
+            else:
+                # Only values the manifest schema accepts: anything else would make an imported manifest invalid.
+                if spec.get("style") in _STYLES:
+                    converted["style"] = spec["style"]
+                if isinstance(spec.get("explode"), bool):
+                    converted["explode"] = spec["explode"]
             merged[(name, location)] = converted  # an operation's parameter replaces the path item's
         return list(merged.values())
 

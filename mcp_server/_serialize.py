@@ -3,7 +3,9 @@
 Pure functions, one per location, following OpenAPI 3.1 `style`/`explode`
 (whose path and query rules are RFC 6570's): path values are percent-encoded
 with nothing left safe, query keys and values per RFC 3986 (space is `%20`),
-header values are sent raw but must be printable ASCII. Form bodies write each property either Stripe-style (bracket
+header values are sent raw but must be printable ASCII. A parameter described
+by `content` instead of a schema is one piece of text in any location: JSON for
+JSON media types. Form bodies write each property either Stripe-style (bracket
 keys, indexed arrays; hand-written manifests) or the OpenAPI way (as a query
 parameter of style `form`, exploded; imported documents), and a per-property
 `encoding` overrides either (a query style, or a content type: JSON text).
@@ -76,10 +78,11 @@ def format_scalar(value: Any) -> str:
     return dump_json(value).decode("utf-8")
 
 
-def dump_json(value: Any) -> bytes:
-    """Compact UTF-8 JSON (no spaces, no `\\u` escapes); NaN and infinities are refused."""
+def dump_json(value: Any, *, ascii_only: bool = False) -> bytes:
+    """Compact UTF-8 JSON (no spaces, no `\\u` escapes unless `ascii_only`); NaN and infinities are refused."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False)
+        return text.encode("utf-8")
     except ValueError:
         raise UnserializableValue("numbers must be finite") from None
     except TypeError:
@@ -97,12 +100,12 @@ def is_json_media_type(media_type: str) -> bool:
     return essence == "application/json" or essence.endswith("+json")
 
 
-def content_text(content_type: str, value: Any) -> str:
+def content_text(content_type: str, value: Any, *, ascii_only: bool = False) -> str:
     """A value as one piece of text of `content_type`: JSON for JSON types, otherwise the scalar form (structured
-    values as JSON all the same)."""
+    values as JSON all the same). `ascii_only` writes non-ASCII characters as `\\u` escapes: the same JSON."""
     if not is_json_media_type(content_type):
         return format_scalar(value)
-    return dump_json(value).decode("utf-8")
+    return dump_json(value, ascii_only=ascii_only).decode("utf-8")
 
 
 def _items(value: Any) -> list[Any] | None:
@@ -128,8 +131,11 @@ def serialize_path(parameter: Parameter, value: Any) -> str:
     """The text that replaces `{name}`: style `simple` (default), `label` or `matrix`, per RFC 6570.
 
     Values, keys and names are percent-encoded with nothing safe, so `/`, `?` and `#`
-    inside a value cannot change the path; the style's own delimiters stay literal.
+    inside a value cannot change the path; the style's own delimiters stay literal. A `content`
+    parameter is its text, percent-encoded.
     """
+    if parameter.content_type is not None:
+        return encode(content_text(parameter.content_type, value))
     style = parameter.effective_style
     explode = parameter.effective_explode
     name = encode(parameter.name)
@@ -177,8 +183,11 @@ def serialize_query(parameter: Parameter, value: Any) -> Pairs:
     `%20` / `|`; exploded ones behave as `form`) and `deepObject` (`o[k]=v`, nested
     `o[k][j]=v`, arrays indexed `o[k][0]=v`, brackets literal). Delimiters stay literal; a
     comma or pipe inside a value is encoded. An empty array or object is not sent (RFC 6570
-    treats it as undefined). A primitive is `name=value` in every style.
+    treats it as undefined). A primitive is `name=value` in every style. A `content` parameter is
+    `name=<its text>` (JSON for JSON types; `[]` and `{}` are sent, being JSON values).
     """
+    if parameter.content_type is not None:
+        return [(encode(parameter.name), encode(content_text(parameter.content_type, value)))]
     return query_pairs(parameter.name, value, parameter.effective_style, parameter.effective_explode)
 
 
@@ -231,8 +240,13 @@ def serialize_header(parameter: Parameter, value: Any) -> str | None:
     """A header parameter's value, style `simple`: arrays `a,b`; objects `k,v,k2,v2`, exploded `k=v,k2=v2`.
 
     Not percent-encoded (headers carry raw text), so anything but printable ASCII, space and
-    tab is refused. `None` when there is nothing to send (an empty array or object).
+    tab is refused. `None` when there is nothing to send (an empty array or object). A `content`
+    parameter is its text, JSON with non-ASCII characters escaped (`\\u00e9`) so that it fits a header.
     """
+    if parameter.content_type is not None:
+        text = content_text(parameter.content_type, value, ascii_only=True)
+        check_header_value(text)
+        return text
     items = _items(value)
     entries = _entries(value)
     if (items is not None and not items) or (entries is not None and not entries):
@@ -260,8 +274,11 @@ def has_control_characters(text: str) -> bool:
 def serialize_cookie(parameter: Parameter, value: Any) -> Pairs:
     """`(name, value)` cookie pairs, style `form`: exploded arrays repeat the name, exploded objects use
     their keys, non-exploded ones are comma-joined. Names and values are percent-encoded (RFC 3986) so
-    `;`, `,` and spaces in a value cannot break the `Cookie` header.
+    `;`, `,` and spaces in a value cannot break the `Cookie` header. A `content` parameter is
+    `name=<its text, percent-encoded>`.
     """
+    if parameter.content_type is not None:
+        return [(encode(parameter.name), encode(content_text(parameter.content_type, value)))]
     return _form_pairs(parameter.name, value, parameter.effective_explode, ",")
 
 

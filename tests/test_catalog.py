@@ -744,3 +744,18 @@ def test_hand_written_form_bodies_keep_the_bracket_style(tmp_path: Path) -> None
     assert built is not None
     assert built.form_style == "brackets"
     assert dict(built.encoding) == {}
+
+
+# ------------------------------------------------------------------ OpenAPI fidelity: content parameters
+
+
+def test_parameter_content_type_is_built(tmp_path: Path) -> None:
+    parameters = [
+        {"name": "filter", "in": "query", "content_type": "application/json", "schema": {"type": "object"}},
+        {"name": "q", "in": "query"},
+    ]
+    path = write(tmp_path, "demo.yaml", manifest(operations=[operation(parameters=parameters)]))
+    content, plain = load_manifest(path)[0].operations[0].parameters
+    assert content.content_type == "application/json"
+    assert content.schema == {"type": "object"}
+    assert plain.content_type is None

@@ -727,3 +727,49 @@ def test_multipart_encoding_content_types_conform(tmp_path: Path) -> None:
     assert wire.body is not None
     assert b'name="labels"\r\nContent-Type: application/json\r\n\r\n"b c"\r\n' in wire.body  # a part per item
     assert b'filename="file"\r\nContent-Type: image/png\r\n' in wire.body
+
+
+CONTENT_PARAMETER_DOCUMENT = """
+openapi: 3.0.3
+info: {title: Content parameters, version: "1"}
+servers: [{url: "https://fidelity.example"}]
+paths:
+  /search/{scope}:
+    get:
+      operationId: search
+      parameters:
+        - name: scope
+          in: path
+          required: true
+          content:
+            application/json:
+              schema: {type: object, required: [org], properties: {org: {type: string}}}
+        - name: filter
+          in: query
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  q: {type: string}
+                  tags: {type: array, items: {type: string}}
+                  min: {type: integer}
+        - name: X-Context
+          in: header
+          content:
+            application/json:
+              schema: {type: object, properties: {user: {type: string}}}
+      responses: {"200": {description: OK.}}
+"""
+
+
+def test_content_parameters_conform(tmp_path: Path) -> None:
+    described = _document_api(tmp_path, "content", CONTENT_PARAMETER_DOCUMENT)
+    arguments = {
+        "scope": {"org": "a/b c"},
+        "filter": {"q": "größe & more", "tags": ["x", "y,z"], "min": 2},
+        "X-Context": {"user": "Zoë"},
+    }
+    wire = _checked(described, "search", arguments)
+    assert wire.parameters.query["filter"] == '{"q":"größe & more","tags":["x","y,z"],"min":2}'
+    assert wire.headers["X-Context"] == '{"user":"Zo\\u00eb"}'

@@ -813,3 +813,28 @@ def test_imported_form_bodies_are_visible_in_import_openapi_output_and_load(tmp_
     body = connector.operations[0].body
     assert body is not None and body.form_style == "openapi"
     assert body.encoding == {"filter": PropertyEncoding(style="deepObject", explode=True)}
+
+
+# ---------------------------------------------------------------------------------------------- content parameters
+
+
+def test_content_parameters_keep_their_media_type(tmp_path: Path) -> None:
+    filter_schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    parameters = [
+        {"name": "filter", "in": "query", "content": {"application/json; charset=utf-8": {"schema": filter_schema}}},
+        {"name": "word", "in": "query", "content": {"application/json": {"schema": {"type": "string"}}}},
+        {"name": "any", "in": "header", "content": {"*/*": {"schema": {"type": "object"}}}},
+        {"name": "plain", "in": "query", "style": "form", "explode": False, "schema": {"type": "array"}},
+    ]
+    converted = convert_doc(tmp_path, doc30({"/x": {"get": {"operationId": "x", "parameters": parameters}}}))
+    params = params_of(by_name(converted)["x"])
+    assert params[("filter", "query")] == {
+        "name": "filter",
+        "in": "query",
+        "schema": filter_schema,
+        "content_type": "application/json",
+    }
+    assert params[("word", "query")]["schema"] == {"type": "string"}  # `""` is JSON text: no minLength
+    assert params[("any", "header")]["content_type"] == "application/json"  # a wildcard: JSON, as for bodies
+    assert "content_type" not in params[("plain", "query")]
+    assert params[("plain", "query")]["style"] == "form"

@@ -833,3 +833,37 @@ def test_manifest_form_style_defaults_to_brackets() -> None:
     assert schema["$defs"]["body"]["properties"]["form_style"]["default"] == "brackets"
     assert Body(schema={}).form_style == "brackets"
     assert dict(Body(schema={}).encoding) == {}
+
+
+# --- parameters described by `content` --------------------------------------------------------------
+
+SEARCH = Operation(
+    name="search",
+    method="GET",
+    path="/search/{scope}",
+    parameters=(
+        Parameter("scope", "path", {"type": "object"}, required=True, content_type="application/json"),
+        Parameter("filter", "query", {"type": "object"}, content_type="application/json"),
+        Parameter("ids", "query", {"type": "array"}, content_type="application/json"),
+        Parameter("X-Context", "header", {"type": "object"}, content_type="application/json"),
+    ),
+)
+
+
+def test_content_parameters_are_json_text() -> None:
+    request = build(SEARCH, {"scope": {"org": "a/b"}, "filter": {"q": "é x"}, "ids": [], "X-Context": {"user": "Zoë"}})
+    assert request.url == (
+        "https://api.example.com/v1/search/%7B%22org%22%3A%22a%2Fb%22%7D"
+        "?filter=%7B%22q%22%3A%22%C3%A9%20x%22%7D&ids=%5B%5D"
+    )
+    assert header_map(request)["x-context"] == '{"user":"Zo\\u00eb"}'
+
+
+def test_manifest_accepts_a_parameter_content_type() -> None:
+    document = manifest_with_body("application/json")
+    document["operations"][0]["parameters"] = [
+        {"name": "filter", "in": "query", "content_type": "application/json", "schema": {"type": "object"}}
+    ]
+    assert list(manifest_validator().iter_errors(document)) == []
+    document["operations"][0]["parameters"][0]["content_type"] = "application/*"
+    assert list(manifest_validator().iter_errors(document))

@@ -679,3 +679,51 @@ def test_multipart_encoding_json_fault_names_the_property() -> None:
     with pytest.raises(UnserializableValue, match="finite") as caught:
         multipart_body({"meta": [float("nan")]}, {}, encoding)
     assert caught.value.key == "meta"
+
+
+# --- parameters described by `content` --------------------------------------------------------------
+
+
+def content_param(location: ParameterLocation, content_type: str = "application/json") -> Parameter:
+    # A style beside content is ignored: OpenAPI allows one or the other.
+    return Parameter("filter", location, {}, style="deepObject", explode=True, content_type=content_type)
+
+
+FILTER = {"tags": ["a b", "é"], "min": 1.0, "on": True}
+
+
+def test_content_parameter_in_a_query_is_url_encoded_json() -> None:
+    assert query_string(content_param("query"), FILTER) == (
+        "filter=%7B%22tags%22%3A%5B%22a%20b%22%2C%22%C3%A9%22%5D%2C%22min%22%3A1.0%2C%22on%22%3Atrue%7D"
+    )
+    assert parse_qsl(query_string(content_param("query"), FILTER)) == [
+        ("filter", '{"tags":["a b","é"],"min":1.0,"on":true}')
+    ]
+
+
+@pytest.mark.parametrize(("value", "expected"), [([], "%5B%5D"), ({}, "%7B%7D"), ("", "%22%22"), (3, "3")])
+def test_content_parameter_sends_every_json_value(value: Any, expected: str) -> None:
+    assert query_string(content_param("query"), value) == f"filter={expected}"
+
+
+def test_content_parameter_in_a_path_header_and_cookie() -> None:
+    value = {"q": "x/y;z", "n": "é"}
+    assert serialize_path(content_param("path"), value) == "%7B%22q%22%3A%22x%2Fy%3Bz%22%2C%22n%22%3A%22%C3%A9%22%7D"
+    # Headers carry ASCII only: the same JSON with `\u` escapes.
+    assert serialize_header(content_param("header"), value) == '{"q":"x/y;z","n":"\\u00e9"}'
+    assert serialize_header(content_param("header"), {"evil": "a\r\nX-Injected: 1"}) == (
+        '{"evil":"a\\r\\nX-Injected: 1"}'
+    )
+    assert serialize_cookie(content_param("cookie"), value) == [
+        ("filter", "%7B%22q%22%3A%22x%2Fy%3Bz%22%2C%22n%22%3A%22%C3%A9%22%7D")
+    ]
+
+
+def test_content_parameter_of_another_type_is_its_text() -> None:
+    assert query_string(content_param("query", "text/plain"), "a b") == "filter=a%20b"
+    assert query_string(content_param("query", "application/vnd.acme+json"), "a b") == "filter=%22a%20b%22"
+
+
+def test_content_parameter_with_a_non_finite_number_is_refused() -> None:
+    with pytest.raises(UnserializableValue, match="finite"):
+        serialize_query(content_param("query"), {"x": float("nan")})
