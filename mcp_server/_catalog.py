@@ -147,6 +147,10 @@ def _expand_openapi(manifest: Mapping[str, Any], path: Path) -> tuple[dict[str, 
     own = {k: v for k, v in manifest.items() if k not in ("openapi", "include", "exclude", "overrides", "operations")}
     expanded: dict[str, Any] = {**converted.manifest, **own}
     generated = converted.manifest["operations"]
+    if "base_url" in own:
+        # The manifest's base_url replaces every server of the document, an operation's own included: pointed at a
+        # staging or mock server, no call should still reach a production host the document names.
+        generated = [{key: value for key, value in op.items() if key != "base_url"} for op in generated]
     expanded["operations"] = [*generated, *manifest.get("operations", [])]
     if "base_url" not in expanded:
         raise _Fault("$.base_url", "the OpenAPI document names no absolute server URL; set base_url in the manifest")
@@ -437,6 +441,7 @@ def _build_operation(
         headers=_value_map(raw.get("headers")),
         annotations=dict(raw.get("annotations", {})),
         policy=_merge_policy(raw, connector_policy),
+        base_url=raw["base_url"].rstrip("/") if "base_url" in raw else None,
     )
 
 

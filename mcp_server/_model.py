@@ -289,6 +289,9 @@ class Operation:
     headers: Mapping[str, ValueRef] = field(default_factory=dict[str, ValueRef])
     annotations: Mapping[str, bool] = field(default_factory=dict[str, bool])
     policy: CallPolicy = field(default_factory=CallPolicy)
+    base_url: str | None = None
+    """This operation's own server (OpenAPI's operation or path item `servers`), used instead of the connector's;
+    the SSRF guard lets its host through like the connector's."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ Policy, applied before every connection and every redirect hop:
   judged by that IPv4 address, so `::ffff:127.0.0.1` is loopback.
 * IP literals are recognised in every spelling the OS resolver accepts (`2130706433`, `0x7f.1`, `0177.0.0.1`),
   so an odd spelling neither escapes the check nor costs a DNS query.
-* Exceptions: the connector's base URL host is always allowed, whatever it resolves to (the operator chose it);
+* Exceptions: the connector's base URL host is always allowed, whatever it resolves to (the operator chose it),
+  and so is the host of each operation's own base URL (the same manifest chose it);
   the manifest's `network: {allow: [...]}` adds CIDRs, single addresses and host names (`*.corp.example` for
   subdomains). An allowed host *name* lifts the private-address ban but not the cloud-metadata one: that needs
   an address or network entry covering it, because a name is only as trustworthy as whoever answers its DNS.
@@ -286,18 +287,27 @@ def _parse_target(url: str) -> _Target:
 
 
 class DestinationPolicy:
-    """One connector's view of the guard: its base URL host and `network.allow` entries are let through."""
+    """One connector's view of the guard: its base URL hosts (the connector's and its operations' own) and
+    `network.allow` entries are let through."""
 
-    def __init__(self, *, base_url: str, allow: Sequence[str] = (), resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        allow: Sequence[str] = (),
+        resolver: Resolver | None = None,
+        operation_base_urls: Sequence[str] = (),
+    ) -> None:
         """Raises ValueError for a base URL without a host or an `allow` entry that is neither network nor name."""
-        try:
-            base_host = normalise_host(httpx2.URL(base_url).raw_host.decode("ascii"))
-        except httpx2.InvalidURL as exc:
-            raise ValueError(f"base URL cannot be parsed: {exc}") from exc
-        if not base_host:
-            raise ValueError(f"base URL has no host: {base_url!r}")
-        self._base_host = base_host
-        self._base_address = parse_host_literal(base_host)
+        self._base_hosts: list[tuple[str, IPAddress | None]] = []
+        for url in (base_url, *operation_base_urls):
+            try:
+                base_host = normalise_host(httpx2.URL(url).raw_host.decode("ascii"))
+            except httpx2.InvalidURL as exc:
+                raise ValueError(f"base URL cannot be parsed: {exc}") from exc
+            if not base_host:
+                raise ValueError(f"base URL has no host: {url!r}")
+            self._base_hosts.append((base_host, parse_host_literal(base_host)))
         self._resolver: Resolver = resolver or system_resolver
         networks: list[IPNetwork] = []
         names: set[str] = set()
@@ -319,9 +329,13 @@ class DestinationPolicy:
         self._suffixes = tuple(suffixes)
 
     def _is_base_host(self, host: str, literal: IPAddress | None) -> bool:
-        if literal is not None or self._base_address is not None:
-            return literal == self._base_address
-        return host == self._base_host
+        for base_host, base_address in self._base_hosts:
+            if literal is not None or base_address is not None:
+                if literal == base_address:
+                    return True
+            elif host == base_host:
+                return True
+        return False
 
     def _name_allowed(self, host: str) -> bool:
         return host in self._names or host.endswith(self._suffixes)

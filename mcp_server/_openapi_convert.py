@@ -7,7 +7,10 @@ operation still converts.
 
 Choices, where OpenAPI leaves room:
 - base URL: the first server, variables at their defaults, relative URLs joined to
-  the document's own URL; a manifest's `base_url` always wins.
+  the document's own URL; a manifest's `base_url` always wins. An operation's own
+  `servers` (else its path item's) become the operation's `base_url` the same way, when
+  they name another URL than the document's (a server that gives no usable absolute URL
+  is passed over for the next level).
 - auth: the first global security requirement whose scheme we can inject (else the
   first declared scheme), mapped to manifest auth with vault references named
   after the connector (`<name>_token`, `<name>_api_key`, ...) for the user to fill.
@@ -55,6 +58,8 @@ _FORM_STYLES = frozenset({"form", "spaceDelimited", "pipeDelimited", "deepObject
 """The styles an encoding entry of a form body may have: the query ones."""
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
+_SERVER_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+"""What the manifest schema accepts as a base URL."""
 
 
 def _essence(media_type: str) -> str:
@@ -117,6 +122,7 @@ class _Converter:
         self.name = name
         self.dialect = _dialect(document)
         self.faults: list[tuple[str, str]] = []
+        self.document_base_url = self.base_url()
 
     def deref(self, value: Any, base_uri: str) -> tuple[Any, str]:
         """Follow `$ref`s on a non-schema object (parameter, request body, path item), up to a sane chain."""
@@ -138,7 +144,11 @@ class _Converter:
     # ------------------------------------------------------------------ the document as a whole
 
     def base_url(self) -> str | None:
-        servers = self.document.root.get("servers")
+        return self.server_url(self.document.root.get("servers"))
+
+    def server_url(self, servers: Any) -> str | None:
+        """The first server of a `servers` list as an absolute URL, variables at their defaults; None if there is
+        none (or it is relative and the document was read from a file)."""
         if not isinstance(servers, list) or not servers or not isinstance(servers[0], dict):
             return None
         server = cast(dict[str, Any], servers[0])
@@ -329,6 +339,13 @@ class _Converter:
         parameters = [p for p in parameters if p["in"] != "path" or p["name"] in PATH_PLACEHOLDER.findall(path)]
         if parameters:
             entry["parameters"] = parameters
+        # OpenAPI 3: an operation's servers win over its path item's, which win over the document's.
+        for servers in (op.get("servers"), path_item.get("servers")):
+            url = self.server_url(servers)
+            if url is not None and _SERVER_URL.match(url):
+                if url != self.document_base_url:
+                    entry["base_url"] = url
+                break
         if op.get("requestBody") is not None:
             body = self.request_body(op["requestBody"], base_uri)
             if body is not None:

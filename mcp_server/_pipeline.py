@@ -208,6 +208,7 @@ class Pipeline:
             )
             guard = DestinationPolicy(
                 base_url=connector.base_url,
+                operation_base_urls=[op.base_url for op in connector.operations if op.base_url is not None],
                 allow=(*connector.allow_networks, *self._allow_networks),
                 resolver=CachingResolver(system_resolver),
             )

@@ -2,7 +2,8 @@
 
 The rules (the per-location value forms live in `_serialize`):
 
-- URL: `base_url` + the operation path with its `{placeholders}` expanded + `?query`.
+- URL: the operation's own `base_url` (OpenAPI's operation or path item `servers`) or else the
+  connector's, + the operation path with its `{placeholders}` expanded + `?query`.
   Query pairs follow `operation.parameters` order; an `api_key` in the query comes last.
 - Headers, lowest to highest precedence: connector `headers`, operation `headers`, header
   parameters, the body's `Content-Type`, the merged `Cookie`, auth. Names compare
@@ -207,7 +208,7 @@ def build_request(
         query = _merge(query, [(encode(auth.name), encode(value_of(auth.value)))])
     _apply_auth_headers(auth, headers, value_of, header_value)
 
-    url = connector.base_url.rstrip("/") + path
+    url = (operation.base_url or connector.base_url).rstrip("/") + path
     if query:
         url += "?" + "&".join(f"{key}={text}" for key, text in query)
     return PreparedRequest(method=operation.method, url=url, headers=headers.items(), content=content)

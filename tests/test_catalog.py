@@ -759,3 +759,53 @@ def test_parameter_content_type_is_built(tmp_path: Path) -> None:
     assert content.content_type == "application/json"
     assert content.schema == {"type": "object"}
     assert plain.content_type is None
+
+
+# ------------------------------------------------------------------ OpenAPI fidelity: an operation's own server
+
+
+def test_operation_base_url_is_built(tmp_path: Path) -> None:
+    operations = [operation(base_url="https://uploads.example.com/v2/"), operation(name="other")]
+    own, other = load_manifest(write(tmp_path, "demo.yaml", manifest(operations=operations)))[0].operations
+    assert own.base_url == "https://uploads.example.com/v2"
+    assert other.base_url is None
+
+
+SERVERS_DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {"title": "Servers", "version": "1"},
+    "servers": [{"url": "https://api.example.com"}],
+    "paths": {
+        "/assets": {
+            "post": {
+                "operationId": "upload",
+                "servers": [{"url": "https://uploads.example.com"}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        }
+    },
+}
+
+
+def test_openapi_manifest_keeps_operation_servers(tmp_path: Path) -> None:
+    write(tmp_path, "spec.json", SERVERS_DOCUMENT)
+    path = write(tmp_path, "demo.yaml", {"name": "demo", "openapi": "spec.json"})
+    connector, _ = load_manifest(path)
+    assert connector.base_url == "https://api.example.com"
+    assert connector.operations[0].base_url == "https://uploads.example.com"
+
+
+def test_openapi_manifest_base_url_replaces_every_server_of_the_document(tmp_path: Path) -> None:
+    """Pointed at a staging or mock server, no call may still reach a host the document names."""
+    write(tmp_path, "spec.json", SERVERS_DOCUMENT)
+    own = operation(name="mine", base_url="https://elsewhere.example.com")
+    path = write(
+        tmp_path,
+        "demo.yaml",
+        {"name": "demo", "openapi": "spec.json", "base_url": "https://staging.example.com", "operations": [own]},
+    )
+    connector, _ = load_manifest(path)
+    assert connector.base_url == "https://staging.example.com"
+    generated, hand_written = connector.operations
+    assert generated.base_url is None
+    assert hand_written.base_url == "https://elsewhere.example.com"  # written in the manifest itself: kept

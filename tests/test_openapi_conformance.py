@@ -38,6 +38,8 @@ Where openapi-core 0.23 falls short, the documents stay within what it can check
 - Delimited values (form, pipe, space, simple) are split after decoding, so array items in those styles are
   enums, numbers or patterns that cannot contain the delimiter (an ambiguity of the styles themselves), and
   objects sent `deepObject` in form bodies declare their members (no nested free-form values).
+- It looks for a path item's `servers` before its operation's (OpenAPI says the operation's win), so the
+  document with an operation server has none at path level.
 - Not in the documents: `label`/`matrix` path styles and a `deepObject` nested deeper than one level (not
   deserialized), parameters with a type array (crash), multipart text parts that are not strings (not cast);
   empty files (an empty body reads as none).
@@ -773,3 +775,44 @@ def test_content_parameters_conform(tmp_path: Path) -> None:
     wire = _checked(described, "search", arguments)
     assert wire.parameters.query["filter"] == '{"q":"größe & more","tags":["x","y,z"],"min":2}'
     assert wire.headers["X-Context"] == '{"user":"Zo\\u00eb"}'
+
+
+def test_an_operations_own_server_is_reached_through_the_guard(
+    tmp_path: Path, recording_upstream: FakeUpstream
+) -> None:
+    """Operation `servers` win over the document's; the SSRF guard lets that host through like the base URL's.
+
+    The document's server is a name that never resolves and the operation's is the fake upstream on loopback,
+    which the guard refuses unless it is one of the connector's own base URL hosts. (No path item servers here:
+    openapi-core 0.23 would prefer them to the operation's; the converter's tests cover that order.)
+    """
+    document = f"""
+openapi: 3.0.3
+info: {{title: Servers, version: "1"}}
+servers: [{{url: "https://api.fidelity.invalid/v1"}}]
+paths:
+  /assets/{{name}}:
+    put:
+      operationId: putAsset
+      servers: [{{url: "{recording_upstream.url}/uploads"}}]
+      parameters:
+        - {{name: name, in: path, required: true, schema: {{type: string, enum: [logo.png]}}}}
+      requestBody:
+        required: true
+        content:
+          application/x-www-form-urlencoded:
+            schema: {{type: object, properties: {{tags: {{type: array, items: {{type: string, enum: [a, b]}}}}}}}}
+      responses: {{"200": {{description: OK.}}}}
+"""
+    described = _document_api(tmp_path, "servers", document, origin=recording_upstream.url)
+    tool = described.tools["put_asset"]
+    assert tool.operation.base_url == f"{recording_upstream.url}/uploads"
+    registry = Registry.from_catalog(Catalog(connectors=(described.connector,)))
+    arguments = {"name": "logo.png", "tags": ["a", "b"]}
+    recording_upstream.requests.clear()
+    outcome = asyncio.run(_invoke(registry, tool.name, arguments))
+    assert len(recording_upstream.requests) == 1, outcome.to_body() if isinstance(outcome, ToolError) else outcome
+    seen = recording_upstream.requests[0]
+    assert seen.raw_path == "/uploads/assets/logo.png"
+    url = recording_upstream.url + seen.raw_path + (f"?{seen.query}" if seen.query else "")
+    described.check(tool, arguments, WireRequest(seen.method, url, list(seen.headers.items()), seen.body or None))

@@ -838,3 +838,80 @@ def test_content_parameters_keep_their_media_type(tmp_path: Path) -> None:
     assert params[("any", "header")]["content_type"] == "application/json"  # a wildcard: JSON, as for bodies
     assert "content_type" not in params[("plain", "query")]
     assert params[("plain", "query")]["style"] == "form"
+
+
+# ---------------------------------------------------------------------------------------------- servers per operation
+
+
+def servers_doc(
+    path_servers: list[dict[str, Any]] | None = None,
+    op_servers: list[dict[str, Any]] | None = None,
+    doc_servers: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    get: dict[str, Any] = {"operationId": "get_x", "responses": {"200": {"description": "ok"}}}
+    if op_servers is not None:
+        get["servers"] = op_servers
+    item: dict[str, Any] = {
+        "get": get,
+        "post": {"operationId": "post_x", "responses": {"200": {"description": "ok"}}},
+    }
+    if path_servers is not None:
+        item["servers"] = path_servers
+    other = {"get": {"operationId": "other", "responses": {"200": {"description": "ok"}}}}
+    servers = doc_servers if doc_servers is not None else [{"url": "https://api.example.com/v1"}]
+    return doc30({"/x": item, "/other": other}, servers=servers)
+
+
+def base_urls(converted: Converted) -> dict[str, str | None]:
+    return {op["name"]: op.get("base_url") for op in converted.manifest["operations"]}
+
+
+def test_operation_servers_win_over_path_item_servers_which_win_over_the_documents(tmp_path: Path) -> None:
+    converted = convert_doc(
+        tmp_path,
+        servers_doc(
+            path_servers=[{"url": "https://path.example.com/p/"}, {"url": "https://ignored.example.com"}],
+            op_servers=[
+                {
+                    "url": "https://{region}.op.example.com/{version}",
+                    "variables": {"region": {"default": "eu", "enum": ["eu", "us"]}, "version": {"default": "v3"}},
+                }
+            ],
+        ),
+    )
+    assert converted.manifest["base_url"] == "https://api.example.com/v1"
+    assert base_urls(converted) == {
+        "get_x": "https://eu.op.example.com/v3",
+        "post_x": "https://path.example.com/p",
+        "other": None,
+    }
+
+
+def test_a_server_equal_to_the_documents_is_not_repeated(tmp_path: Path) -> None:
+    converted = convert_doc(tmp_path, servers_doc(path_servers=[{"url": "https://api.example.com/v1/"}]))
+    assert base_urls(converted) == {"get_x": None, "post_x": None, "other": None}
+
+
+@pytest.mark.parametrize("unusable", [[{"url": "/relative"}], [], [{"description": "no url"}], "not a list"])
+def test_an_unusable_operation_server_passes_over_to_the_next_level(tmp_path: Path, unusable: Any) -> None:
+    doc = servers_doc(path_servers=[{"url": "https://path.example.com"}], op_servers=[])
+    doc["paths"]["/x"]["get"]["servers"] = unusable
+    assert base_urls(convert_doc(tmp_path, doc))["get_x"] == "https://path.example.com"
+
+
+def test_relative_operation_servers_join_a_fetched_documents_url() -> None:
+    doc = servers_doc(op_servers=[{"url": "/uploads"}], doc_servers=[{"url": "/api"}])
+    document = Document(root=doc, uri="https://specs.example.com/v1/openapi.json", version="3.0.3")
+    converted = convert_document(document, name="demo")
+    assert converted.manifest["base_url"] == "https://specs.example.com/api"
+    assert base_urls(converted)["get_x"] == "https://specs.example.com/uploads"
+
+
+def test_operation_servers_through_import_and_the_catalog(tmp_path: Path) -> None:
+    doc = servers_doc(op_servers=[{"url": "https://uploads.example.com"}])
+    (tmp_path / "spec.json").write_text(json.dumps(doc))
+    text, _ = import_openapi("spec.json", name="demo", base_dir=tmp_path)
+    assert yaml.safe_load(text)["operations"][0]["base_url"] == "https://uploads.example.com"
+    (tmp_path / "demo.yaml").write_text(text)
+    connector, _ = load_manifest(tmp_path / "demo.yaml")
+    assert [op.base_url for op in connector.operations] == ["https://uploads.example.com", None, None]

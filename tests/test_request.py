@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Any, cast
@@ -11,7 +12,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from mcp_server._catalog import manifest_validator
-from mcp_server._errors import InvalidArguments
+from mcp_server._errors import BlockedDestination, InvalidArguments
 from mcp_server._model import (
     FORM_CONTENT_TYPE,
     ApiKeyAuth,
@@ -26,6 +27,7 @@ from mcp_server._model import (
     Parameter,
     PropertyEncoding,
 )
+from mcp_server._netguard import DestinationPolicy, IPAddress
 from mcp_server._request import Binding, PreparedRequest, build_request, referenced_values
 from mcp_server._secrets import ValueRef
 from tests.test_serialize import AWKWARD, FILE_SCHEMA, b64, parse_multipart
@@ -867,3 +869,48 @@ def test_manifest_accepts_a_parameter_content_type() -> None:
     assert list(manifest_validator().iter_errors(document)) == []
     document["operations"][0]["parameters"][0]["content_type"] = "application/*"
     assert list(manifest_validator().iter_errors(document))
+
+
+# --- an operation's own server ----------------------------------------------------------------------
+
+
+def test_a_request_goes_to_the_operations_own_server() -> None:
+    upload = Operation(
+        name="upload_asset",
+        method="POST",
+        path="/assets/{name}",
+        parameters=(Parameter("name", "path", {"type": "string"}, required=True),),
+        body=Body(schema={"type": "string", "contentEncoding": "base64"}, content_type="application/octet-stream"),
+        base_url="https://uploads.example.com/v2/",
+    )
+    request = build(upload, {"name": "a b", "body": b64(b"data")}, auth=BearerAuth(lit("t")))
+    assert request.url == "https://uploads.example.com/v2/assets/a%20b"
+    assert header_map(request)["authorization"] == "Bearer t"
+    assert build(GET_ITEM, {"item_id": "1"}).url == "https://api.example.com/v1/items/1"  # no own server
+
+
+def test_manifest_accepts_an_absolute_operation_base_url_only() -> None:
+    document = manifest_with_body("application/json")
+    document["operations"][0]["base_url"] = "https://uploads.example.com/v2"
+    assert list(manifest_validator().iter_errors(document)) == []
+    for bad in ("/v2", "ftp://uploads.example.com", "https://uploads.example.com/v2?x=1", ""):
+        document["operations"][0]["base_url"] = bad
+        errors = list(manifest_validator().iter_errors(document))
+        assert errors and all(list(e.absolute_path) == ["operations", 0, "base_url"] for e in errors), bad
+
+
+async def test_the_ssrf_guard_lets_an_operations_own_host_through() -> None:
+    async def resolver(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address({"uploads.internal": "10.1.2.3"}.get(host, "10.9.9.9"))]
+
+    guard = DestinationPolicy(
+        base_url="https://api.example.com/v1",
+        operation_base_urls=["https://uploads.internal/v2", "http://127.0.0.1:8080"],
+        resolver=resolver,
+    )
+    assert (await guard.check("https://uploads.internal/v2/assets")).addresses == (ipaddress.ip_address("10.1.2.3"),)
+    assert (await guard.check("http://127.0.0.1:8080/x")).host == "127.0.0.1"
+    with pytest.raises(BlockedDestination):
+        await guard.check("https://other.internal/")
+    with pytest.raises(BlockedDestination):
+        await guard.check("http://127.0.0.2:8080/")
