@@ -7,7 +7,7 @@ PORT ?= 8765
 
 FASTMCP_VENV := .cache/fastmcp-venv
 
-.PHONY: install serve test lint clean corpus bench-openapi
+.PHONY: install serve test lint clean corpus bench-openapi bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ corpus: install $(FASTMCP_VENV)/.installed
 bench-openapi: install $(FASTMCP_VENV)/.installed
 	$(BIN)/python bench/corpus.py --fetch-only
 	$(BIN)/python bench/openapi_bench.py --fastmcp $(FASTMCP_VENV)/bin/python
+
+# Not part of `make test`: the peers benchmark (~10 min; BENCH_ARGS=--quick for a ~2-minute smoke run into
+# .cache/bench-quick). Bench-only tools (matplotlib, psutil, py-spy) are installed into .venv when missing.
+bench: install $(FASTMCP_VENV)/.installed
+	$(BIN)/python -c "import matplotlib, psutil" 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib psutil
+	test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy
+	-$(BIN)/python bench/corpus.py --fetch-only
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
