@@ -9,6 +9,7 @@ that manifest; the catalog keeps every other connector.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import cache
@@ -310,10 +311,62 @@ def _client_certificate(raw: Mapping[str, Any]) -> ClientCertificate:
 
 def _check_schema(schema: Mapping[str, Any], json_path: str) -> None:
     _check_refs(schema, schema, json_path, set())
+    if _passes_fast_check(schema):
+        return
+    # The authority, and the one with readable messages: jsonschema validates the arguments later.
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise _Fault(json_path, f"not a valid JSON Schema: {_one_line(exc.message)}") from None
+
+
+@cache
+def _fast_metaschema() -> Any:
+    """The 2020-12 metaschema in jsonschema-rs: some 300x faster than jsonschema, whose `$dynamicRef` resolution
+    made start-up with 5,000 hand-written tools take 44 s. None where the wheel is unavailable."""
+    try:
+        import jsonschema_rs
+    except ImportError:  # pragma: no cover - a platform without a wheel; the slow check still runs
+        return None
+    return jsonschema_rs.Draft202012Validator(Draft202012Validator.META_SCHEMA)
+
+
+def _passes_fast_check(schema: Mapping[str, Any]) -> bool:
+    """True only when the schema certainly passes `check_schema`: metaschema-valid by jsonschema-rs (which does not
+    check formats) and every `pattern` compiles with Python's `re` (the `regex` format check_schema applies)."""
+    fast = _fast_metaschema()
+    if fast is None:
+        return False
+    try:
+        return bool(fast.is_valid(schema)) and _patterns_compile(schema)
+    except Exception:  # a value jsonschema-rs cannot take (a YAML date, say): let jsonschema decide
+        return False
+
+
+def _patterns_compile(node: Any) -> bool:
+    if isinstance(node, list):
+        return all(_patterns_compile(item) for item in cast(list[Any], node))
+    if not isinstance(node, Mapping):
+        return True
+    for key, value in cast(Mapping[str, Any], node).items():
+        if key == "pattern" and isinstance(value, str) and not _compiles(value):
+            return False
+        names: list[Any] = (
+            list(cast(Mapping[Any, Any], value)) if key == "patternProperties" and isinstance(value, Mapping) else []
+        )
+        if not all(_compiles(str(name)) for name in names):
+            return False
+        if not _patterns_compile(value):
+            return False
+    return True
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
 
 
 def _check_refs(node: Any, root: Mapping[str, Any], json_path: str, active: set[int]) -> None:

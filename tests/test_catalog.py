@@ -809,3 +809,19 @@ def test_openapi_manifest_base_url_replaces_every_server_of_the_document(tmp_pat
     generated, hand_written = connector.operations
     assert generated.base_url is None
     assert hand_written.base_url == "https://elsewhere.example.com"  # written in the manifest itself: kept
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "(["},  # jsonschema-rs does not check formats; Python's re must
+        {"type": "object", "patternProperties": {"[a-": {"type": "string"}}},
+        {"type": "strin"},
+        {"type": "object", "properties": {"a": {"minLength": -1}}},
+    ],
+)
+def test_the_fast_metaschema_check_never_lets_a_bad_schema_through(tmp_path: Path, schema: dict[str, Any]) -> None:
+    parameter = {"name": "q", "in": "query", "schema": schema}
+    write(tmp_path, "demo.yaml", manifest(operations=[operation(parameters=[parameter])]))
+    fault = only_fault(load_catalog([tmp_path]))
+    assert fault.json_path == "$.operations[0].parameters[0].schema" and "not a valid JSON Schema" in fault.reason
