@@ -25,6 +25,7 @@ from mcp_server._pipeline import Pipeline
 from mcp_server._rest import RestApi, rest_error
 from mcp_server._security import HostOriginGuard
 from mcp_server._server import build_server
+from mcp_server._wire import WireGuard
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> 
                 bind_host=settings.host,
                 extra_hosts=settings.allowed_hosts,
                 extra_origins=settings.allowed_origins,
-            )
+            ),
+            Middleware(WireGuard),  # bounded, timed bodies; JSON error bodies on every route (_wire.py)
         ],
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         lifespan=lifespan,

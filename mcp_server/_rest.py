@@ -85,8 +85,10 @@ async def _json_body(request: Request) -> Any:
         return None
     try:
         return json.loads(body)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return rest_error(400, "bad_request", f"Malformed JSON: {exc}")
+    except (ValueError, RecursionError):  # not UTF-8/16/32, a number too long to convert, nesting too deep
+        return rest_error(400, "bad_request", "Malformed JSON: undecodable text, an over-long number or too deep")
 
 
 async def _unless_disconnected(request: Request, call: Awaitable[Outcome]) -> Outcome | None:
@@ -163,7 +165,9 @@ class RestApi:
         tool_name = request_body.get("tool")
         if not isinstance(tool_name, str):
             return rest_error(400, "bad_request", 'Body must be {"tool": str, "parameters": object}')
-        parameters: Any = request_body.get("parameters") or {}
+        parameters: Any = request_body.get("parameters")
+        if parameters is None:
+            parameters = {}
         if not isinstance(parameters, dict):
             return rest_error(400, "bad_request", '"parameters" must be a JSON object')
         try:
