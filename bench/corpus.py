@@ -60,9 +60,15 @@ def declared_operations(path: Path) -> int:
     paths = document.get("paths") if isinstance(document, dict) else None
     if not isinstance(paths, dict):
         return 0
-    return sum(
-        1 for item in paths.values() if isinstance(item, dict) for m in HTTP_METHODS if isinstance(item.get(m), dict)
-    )
+    def local(item: Any) -> Any:
+        # A path item may be a local `$ref` to another path item (surevoip.co.uk has two).
+        ref = item.get("$ref") if isinstance(item, dict) else None
+        if isinstance(ref, str) and ref.startswith("#/paths/"):
+            return paths.get(ref.removeprefix("#/paths/").replace("~1", "/").replace("~0", "~"))
+        return item
+
+    items = [local(item) for name, item in paths.items() if not str(name).startswith("x-")]
+    return sum(1 for item in items if isinstance(item, dict) for m in HTTP_METHODS if isinstance(item.get(m), dict))
 
 
 @dataclass

@@ -281,6 +281,8 @@ class _Converter:
         if not isinstance(paths, dict):
             return
         for path, raw_item in cast(dict[str, Any], paths).items():
+            if path.startswith("x-"):
+                continue  # a specification extension of the Paths object, not a path
             item_pointer = _pointer("paths", path)
             try:
                 item, item_uri = self.deref(raw_item, self.document.uri)

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._pipeline import Caller, Outcome, Pipeline
 from mcp_server._registry import ToolSpec
+from mcp_server._rest_openapi import openapi_document
 from mcp_server._server import SERVER_NAME
 from mcp_server._version import server_version
 
@@ -113,6 +114,7 @@ class RestApi:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._listings: dict[str, bytes] = {}
+        self._openapi: bytes | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -120,7 +122,14 @@ class RestApi:
             Route("/v1/handshake", self.handshake, methods=["POST"]),
             Route("/v1/tools", self.tools, methods=["GET"]),
             Route("/v1/invoke", self.invoke, methods=["POST"]),
+            Route("/v1/openapi.json", self.openapi, methods=["GET"]),
         ]
+
+    async def openapi(self, request: Request) -> Response:
+        """This façade's OpenAPI 3.1 description (`_rest_openapi.py`)."""
+        if self._openapi is None:
+            self._openapi = json.dumps(openapi_document(server_version()), ensure_ascii=False).encode()
+        return Response(self._openapi, media_type="application/json")
 
     async def meta(self, request: Request) -> Response:
         return JSONResponse(

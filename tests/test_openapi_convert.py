@@ -915,3 +915,9 @@ def test_operation_servers_through_import_and_the_catalog(tmp_path: Path) -> Non
     (tmp_path / "demo.yaml").write_text(text)
     connector, _ = load_manifest(tmp_path / "demo.yaml")
     assert [op.base_url for op in connector.operations] == ["https://uploads.example.com", None, None]
+
+
+def test_extensions_of_the_paths_object_are_not_paths(tmp_path: Path) -> None:
+    ping = {"get": {"operationId": "ping", "responses": {"200": {"description": "ok"}}}}
+    converted = convert_doc(tmp_path, doc30(paths={"/ping": ping, "x-codegen-contextRoot": "/apis/registry"}))
+    assert not converted.faults and [op["name"] for op in converted.manifest["operations"]] == ["ping"]
