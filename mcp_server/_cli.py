@@ -17,8 +17,17 @@ from mcp_server._app import Application, build_application, open_vault
 from mcp_server._catalog import load_catalog
 from mcp_server._cli_audit import add_audit_parser, cmd_audit
 from mcp_server._cli_auth import add_auth_parser, cmd_auth
+from mcp_server._cli_clients import access_settings, add_clients_parser, add_serve_access_arguments, cmd_clients
 from mcp_server._cli_vault import add_vault_parser, cmd_vault
-from mcp_server._config import ENV_ACCOUNTS, ENV_TOOLS, ENV_VAULT, ENV_VAULT_KEY, Settings, parse_accounts
+from mcp_server._config import (
+    ENV_ACCOUNTS,
+    ENV_TOOLS,
+    ENV_VAULT,
+    ENV_VAULT_KEY,
+    AccessSettings,
+    Settings,
+    parse_accounts,
+)
 from mcp_server._errors import ToolError, UnknownTool, VaultError
 from mcp_server._logging import configure_logging
 from mcp_server._rest import TOOL_FORMATS
@@ -135,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="tools per tools/list page")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_serve_access_arguments(serve)  # --clients, --oauth-*, --read-only, --allow-unauthenticated, client limits
     _add_account(serve)
     _add_common(serve)
 
@@ -171,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_vault_parser(commands)
     add_auth_parser(commands)
     add_audit_parser(commands)
+    add_clients_parser(commands)
     return parser
 
 
@@ -187,6 +198,13 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
         return Settings.resolve(
             environ=os.environ, tools_dirs=getattr(args, "tools", []), vault_path=args.vault, **overrides
         )
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _access_settings(args: argparse.Namespace) -> AccessSettings:
+    try:
+        return access_settings(args)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
 
@@ -213,6 +231,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         exclude_tools=tuple(args.exclude_tools),
         discovery=args.discovery,
         page_size=args.page_size,
+        access=_access_settings(args),
     )
     app = build_application(settings)
     _check_vault(app)
@@ -229,6 +248,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         anyio.run(serve_stdio, app)
         return 0
+    from mcp_server._inbound import exposure_problem
+
+    if (problem := exposure_problem(settings)) is not None:
+        return _fail(problem, 2)
     import uvicorn
 
     from mcp_server._http import build_http_app
@@ -330,6 +353,7 @@ COMMANDS = {
     "vault": cmd_vault,
     "auth": cmd_auth,
     "audit": cmd_audit,
+    "clients": cmd_clients,
 }
 
 

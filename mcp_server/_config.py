@@ -95,6 +95,134 @@ class HashiCorpSettings:
     """Seconds to wait for Vault to connect and to answer each request."""
 
 
+# -- who may call the HTTP transports (see README "Running for a team (HTTP)") ----------------------------
+ENV_CLIENTS = "MCP_CONNECTORS_CLIENTS"
+ENV_OAUTH_ISSUER = "MCP_CONNECTORS_OAUTH_ISSUER"
+ENV_OAUTH_JWKS_URL = "MCP_CONNECTORS_OAUTH_JWKS_URL"
+ENV_OAUTH_AUDIENCE = "MCP_CONNECTORS_OAUTH_AUDIENCE"
+ENV_OAUTH_TENANT_CLAIM = "MCP_CONNECTORS_OAUTH_TENANT_CLAIM"
+ENV_CLIENT_RATE_LIMIT = "MCP_CONNECTORS_CLIENT_RATE_LIMIT"
+ENV_CLIENT_CONCURRENCY = "MCP_CONNECTORS_CLIENT_CONCURRENCY"
+DEFAULT_CLIENT_RATE_LIMIT = "120/60"
+DEFAULT_CLIENT_CONCURRENCY = 8
+_OFF = ("off", "none", "0", "unlimited")
+
+
+@dataclass(frozen=True, slots=True)
+class RateSpec:
+    """A token bucket: `requests` calls per `per_seconds`, in bursts of up to `requests`."""
+
+    requests: int
+    per_seconds: float
+
+    @classmethod
+    def parse(cls, text: str) -> RateSpec | None:
+        """`120/60` (120 calls per 60 s), `10` (per 60 s), `off` → None; ValueError otherwise."""
+        text = text.strip().lower()
+        if text in _OFF:
+            return None
+        count, slash, seconds = text.partition("/")
+        try:
+            spec = cls(int(count), float(seconds.removesuffix("s")) if slash else 60.0)
+        except ValueError:
+            spec = None
+        if spec is None or spec.requests < 1 or not 0 < spec.per_seconds < 1e9:
+            raise ValueError(f"invalid rate limit {text!r}: write CALLS/SECONDS, e.g. 120/60, or off")
+        return spec
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.per_seconds:g}"
+
+
+def parse_concurrency(text: str) -> int | None:
+    """`8` → 8; `off`/`0` → None (unbounded); ValueError otherwise."""
+    text = text.strip().lower()
+    if text in _OFF:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"invalid concurrency {text!r}: a whole number of calls at once, or off")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    """Inbound authentication, authorization and per-client limits of the HTTP transports (never stdio)."""
+
+    clients_path: Path | None = None
+    """`MCP_CONNECTORS_CLIENTS`: the static clients file; None means `clients.json` beside the vault.
+
+    While it exists (even empty), every HTTP request but /health, /ready and /.well-known/* needs a token."""
+
+    oauth_issuer: str | None = None
+    """`--oauth-issuer` / `MCP_CONNECTORS_OAUTH_ISSUER`: the authorization server whose JWT access tokens are
+    accepted (`iss` must equal it). Turns the OAuth 2.1 resource-server mode on, with `oauth_jwks_url`."""
+
+    oauth_jwks_url: str | None = None
+    """`--oauth-jwks-url` / `MCP_CONNECTORS_OAUTH_JWKS_URL`: where the issuer publishes its signing keys."""
+
+    oauth_audience: str | None = None
+    """`--oauth-audience` / `MCP_CONNECTORS_OAUTH_AUDIENCE`: this server's resource URL, which tokens must name
+    in `aud`; default `http://HOST:PORT/mcp` from the bind address (set it behind a proxy)."""
+
+    oauth_tenant_claim: str | None = None
+    """`--oauth-tenant-claim` / `MCP_CONNECTORS_OAUTH_TENANT_CLAIM`: a claim whose value is the vault account
+    of the token's calls (`*=VALUE`); None: OAuth callers use the server's accounts."""
+
+    oauth_jwks_cooldown: float = 10.0
+    """Seconds between JWKS refreshes that a token with an unknown `kid` may trigger."""
+
+    allow_unauthenticated: bool = False
+    """`--allow-unauthenticated`: serve a non-loopback bind with no authentication configured."""
+
+    read_only: bool = False
+    """`--read-only`: serve only tools whose `readOnlyHint` is true, to every client and transport."""
+
+    client_rate_limit: RateSpec | None = field(default_factory=lambda: RateSpec.parse(DEFAULT_CLIENT_RATE_LIMIT))
+    """`MCP_CONNECTORS_CLIENT_RATE_LIMIT`: tool calls per authenticated client unless its record says otherwise."""
+
+    client_concurrency: int | None = DEFAULT_CLIENT_CONCURRENCY
+    """`MCP_CONNECTORS_CLIENT_CONCURRENCY`: tool calls one authenticated client may have running at once."""
+
+    def clients_file(self, vault_path: Path) -> Path:
+        return self.clients_path if self.clients_path is not None else vault_path.with_name("clients.json")
+
+    @property
+    def oauth(self) -> bool:
+        return self.oauth_issuer is not None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], **flags: object) -> AccessSettings:
+        """Flags given (not None) first, then the environment; ValueError for a malformed value."""
+
+        def pick(name: str, env: str) -> object:
+            flag = flags.get(name)
+            return flag if flag is not None else (environ.get(env, "").strip() or None)
+
+        values: dict[str, object] = {
+            "oauth_issuer": pick("oauth_issuer", ENV_OAUTH_ISSUER),
+            "oauth_jwks_url": pick("oauth_jwks_url", ENV_OAUTH_JWKS_URL),
+            "oauth_audience": pick("oauth_audience", ENV_OAUTH_AUDIENCE),
+            "oauth_tenant_claim": pick("oauth_tenant_claim", ENV_OAUTH_TENANT_CLAIM),
+            "allow_unauthenticated": bool(flags.get("allow_unauthenticated")),
+            "read_only": bool(flags.get("read_only")),
+        }
+        clients = pick("clients_path", ENV_CLIENTS)
+        if clients is not None:
+            values["clients_path"] = Path(str(clients)).expanduser()
+        rate = pick("client_rate_limit", ENV_CLIENT_RATE_LIMIT)
+        if rate is not None:
+            values["client_rate_limit"] = RateSpec.parse(str(rate))
+        concurrency = pick("client_concurrency", ENV_CLIENT_CONCURRENCY)
+        if concurrency is not None:
+            values["client_concurrency"] = parse_concurrency(str(concurrency))
+        if (values["oauth_issuer"] is None) != (values["oauth_jwks_url"] is None):
+            raise ValueError(
+                "the OAuth resource-server mode needs both --oauth-issuer and --oauth-jwks-url "
+                f"({ENV_OAUTH_ISSUER}, {ENV_OAUTH_JWKS_URL})"
+            )
+        return cls(**values)  # pyright: ignore[reportArgumentType]
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     tools_dirs: tuple[Path, ...]
@@ -151,6 +279,9 @@ class Settings:
     audit_log: Path | None = None
     """The credential audit log (JSON lines); None switches it off (`MCP_CONNECTORS_AUDIT_LOG=off`)."""
 
+    access: AccessSettings = field(default_factory=AccessSettings)
+    """Who may call the HTTP transports: client tokens, OAuth, scopes, `--read-only`, per-client limits."""
+
     @classmethod
     def resolve(
         cls,
@@ -190,6 +321,8 @@ class Settings:
                 overrides["audit_log"] = Path(audit).expanduser() if audit else vault_path.with_name("audit.jsonl")
         overrides.setdefault("vault_backend", environ.get(ENV_VAULT_BACKEND, "").strip().lower() or "file")
         overrides.setdefault("hashicorp", hashicorp)
+        if "access" not in overrides:
+            overrides["access"] = AccessSettings.from_environ(environ)
         return cls(
             tools_dirs=tuple(tools_dirs),
             vault_path=vault_path,

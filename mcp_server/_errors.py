@@ -8,13 +8,14 @@ else is a bug, logged with its traceback, and the client sees a generic message.
     │   ├── InvalidArguments          INVALID_ARGUMENTS    (arguments break the input schema)
     │   ├── AuthMissing               AUTH_MISSING         (a referenced secret or variable is unset)
     │   ├── AuthFailed                AUTH_FAILED          (upstream answered 401)
-    │   ├── RateLimited               RATE_LIMITED         (upstream answered 429)
+    │   ├── RateLimited               RATE_LIMITED         (upstream answered 429, or this client is over its limit)
     │   ├── UpstreamError             UPSTREAM_ERROR       (any other non-2xx answer)
     │   ├── UpstreamUnreachable       UPSTREAM_UNREACHABLE (connect / protocol failure)
     │   ├── UpstreamTimeout           TIMEOUT
     │   ├── ResponseTooLarge          RESPONSE_TOO_LARGE
     │   ├── CircuitOpen               CIRCUIT_OPEN         (breaker open: no upstream traffic)
     │   ├── BlockedDestination        BLOCKED_DESTINATION  (SSRF guard refused the address)
+    │   ├── Forbidden                 FORBIDDEN            (the HTTP client's scopes do not grant the tool)
     │   └── InternalToolError         INTERNAL_ERROR       (a bug; details are only in the log)
     ├── UnknownTool ──────────────── no such tool; JSON-RPC -32602 / REST 404
     └── VaultError ───────────────── the vault cannot be used as it is on disk
@@ -120,3 +121,12 @@ class BlockedDestination(ToolError):
     """The request or a redirect would reach a loopback, private, link-local or metadata address."""
 
     error_code = "BLOCKED_DESTINATION"
+
+
+class Forbidden(ToolError):
+    """The authenticated HTTP client's scopes do not grant this tool; nothing was sent upstream.
+
+    Also the answer for a name that does not exist, unless the client may list every tool (see `_scopes`).
+    """
+
+    error_code = "FORBIDDEN"

@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from mcp_server._access import build_access
 from mcp_server._config import Settings
+from mcp_server._inbound import Authenticator, InboundAuth
 from mcp_server._metrics import CONTENT_TYPE_LATEST
 from mcp_server._model import Catalog
 from mcp_server._pipeline import Pipeline
@@ -63,11 +65,15 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> Starlette:
-    server = build_server(pipeline, page_size=settings.page_size, discovery=settings.discovery, client="mcp-http")
+    authenticator = Authenticator(settings)  # client tokens / OAuth JWTs; scopes and per-client limits (_access)
+    access = build_access(pipeline, settings, required=authenticator.required)
+    server = build_server(
+        pipeline, page_size=settings.page_size, discovery=settings.discovery, client="mcp-http", access=access
+    )
     # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
     session_manager = StreamableHTTPSessionManager(app=server)
     sse_transport = SseServerTransport("/messages/")
-    rest = RestApi(pipeline)
+    rest = RestApi(pipeline, access)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -94,6 +100,7 @@ def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> 
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *rest.routes(),
+        *authenticator.metadata_routes(pipeline),  # /.well-known/oauth-protected-resource[/mcp] (OAuth mode)
     ]
     return Starlette(
         routes=routes,
@@ -104,6 +111,7 @@ def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> 
                 extra_hosts=settings.allowed_hosts,
                 extra_origins=settings.allowed_origins,
             ),
+            Middleware(InboundAuth, authenticator=authenticator),  # before any body is read (_inbound.py)
             Middleware(WireGuard),  # bounded, timed bodies; JSON error bodies on every route (_wire.py)
         ],
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},

@@ -14,9 +14,10 @@ from typing import Any
 import mcp_types as types
 from jsonschema import Draft202012Validator
 
+from mcp_server._access import ANONYMOUS, Access, Principal, forbidden
 from mcp_server._discovery import ToolIndex
 from mcp_server._errors import InvalidArguments, UnknownTool
-from mcp_server._pipeline import Caller, Outcome, Pipeline, ProgressFn, ToolSuccess
+from mcp_server._pipeline import Outcome, Pipeline, ProgressFn, ToolSuccess
 from mcp_server._registry import ToolSpec
 from mcp_server._violations import violations
 
@@ -81,22 +82,25 @@ def _describe(tool: ToolSpec) -> dict[str, Any]:
 
 
 class MetaTools:
-    def __init__(self, pipeline: Pipeline) -> None:
+    """The three meta-tools over what one principal may see: the same scope filter as `tools/list`."""
+
+    def __init__(self, pipeline: Pipeline, access: Access | None = None) -> None:
         self._pipeline = pipeline
-        self._index: ToolIndex | None = None
+        self._access = access or Access(pipeline)
 
     @property
     def index(self) -> ToolIndex:
-        if self._index is None:  # built on first use: start-up stays as fast as a plain listing
-            self._index = ToolIndex(list(self._pipeline.registry))
-        return self._index
+        """The search index of every served tool (each view keeps its own, rebuilt when a reload swaps the registry)."""
+        return self._access.view(ANONYMOUS).index
 
     async def call(
         self,
         name: str,
         arguments: Mapping[str, Any],
         progress: ProgressFn | None = None,
-        caller: Caller | None = None,
+        *,
+        principal: Principal = ANONYMOUS,
+        transport: str = "mcp",
     ) -> Outcome:
         """Raises `UnknownTool` for a name that is not a meta-tool."""
         validator = _VALIDATORS.get(name)
@@ -108,9 +112,10 @@ class MetaTools:
                 f"Invalid arguments for {name} at {errors[0].json_path}: {errors[0].message}",
                 path=errors[0].json_path,
             )
+        view = self._access.view(principal)
         if name == "search_tools":
             # int(): JSON Schema's "integer" admits 2.0, which cannot slice a list.
-            hits = self.index.search(arguments["query"], int(arguments.get("limit", 10)))
+            hits = view.index.search(arguments["query"], int(arguments.get("limit", 10)))
             found = [
                 {
                     "name": tool.name,
@@ -120,17 +125,20 @@ class MetaTools:
                 }
                 for tool, score in hits
             ]
-            return _json({"tools": found, "total_tools": len(self._pipeline.registry)})
-        try:
-            tool = self._pipeline.registry.get(arguments["name"])
-        except UnknownTool as exc:
-            return InvalidArguments(f"{exc.message}; use search_tools to find tool names", path="$.name")
+            return _json({"tools": found, "total_tools": len(view.registry)})
+        target: str = arguments["name"]
+        verdict = view.verdict(target)
+        if verdict == "unknown":
+            return InvalidArguments(
+                f"{UnknownTool(target).message}; use search_tools to find tool names", path="$.name"
+            )
+        if verdict == "forbidden":
+            return forbidden(target)
         if name == "describe_tool":
-            return _json(_describe(tool))
-        outcome: Outcome = await self._pipeline.invoke(
-            tool.name, arguments.get("arguments") or {}, progress=progress, caller=caller
+            return _json(_describe(view.registry.get(target)))
+        return await self._access.invoke(
+            principal, target, arguments.get("arguments") or {}, transport=transport, progress=progress
         )
-        return outcome
 
 
 def _json(value: dict[str, Any]) -> ToolSuccess:

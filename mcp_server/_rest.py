@@ -15,15 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mcp_server._access import Access, OverClientLimit, forbidden_response, over_limit_response
 from mcp_server._errors import ToolError, UnknownTool
-from mcp_server._pipeline import Caller, Outcome, Pipeline
+from mcp_server._pipeline import Outcome, Pipeline
 from mcp_server._registry import ToolSpec
 from mcp_server._rest_openapi import openapi_document
 from mcp_server._server import SERVER_NAME
 from mcp_server._version import server_version
 
 MAX_REQUEST_BYTES = 1024 * 1024
-_REST_CALLER = Caller(client="rest")
 OPENAI_DESCRIPTION_LIMIT = 1024
 """OpenAI rejects longer function descriptions; other formats keep the full text."""
 
@@ -39,6 +39,7 @@ STATUS_BY_CODE = {
     "CIRCUIT_OPEN": 503,
     "TIMEOUT": 504,
     "INTERNAL_ERROR": 500,
+    "FORBIDDEN": 403,
 }
 
 
@@ -111,9 +112,10 @@ async def _unless_disconnected(request: Request, call: Awaitable[Outcome]) -> Ou
 
 
 class RestApi:
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, access: Access | None = None) -> None:
+        """`access` applies the HTTP client's scopes and limits (`_access`); without it everything is served."""
         self._pipeline = pipeline
-        self._listings: dict[str, bytes] = {}
+        self._access = access or Access(pipeline)
         self._openapi: bytes | None = None
 
     def routes(self) -> list[Route]:
@@ -159,11 +161,13 @@ class RestApi:
         fmt = request.query_params.get("format", "default")
         if fmt not in TOOL_FORMATS:
             return rest_error(400, "bad_request", f"Unknown format {fmt!r}", allowed=sorted(TOOL_FORMATS))
-        listing = self._listings.get(fmt)
+        # Only what this client may call; cached per scope set, and dropped when a reload swaps the registry.
+        view = self._access.view(self._access.principal(request))
+        listing = view.listings.get(fmt)
         if listing is None:
             convert = TOOL_FORMATS[fmt]
-            tools = [convert(tool) for tool in self._pipeline.registry]
-            listing = self._listings[fmt] = json.dumps({"tools": tools}, ensure_ascii=False).encode()
+            tools = [convert(tool) for tool in view.registry]
+            listing = view.listings[fmt] = json.dumps({"tools": tools}, ensure_ascii=False).encode()
         return Response(listing, media_type="application/json")
 
     async def invoke(self, request: Request) -> Response:
@@ -179,18 +183,26 @@ class RestApi:
             parameters = {}
         if not isinstance(parameters, dict):
             return rest_error(400, "bad_request", '"parameters" must be a JSON object')
+        principal = self._access.principal(request)
         try:
-            self._pipeline.registry.get(tool_name)  # before the task group, which would wrap the error in a group
+            refusal = self._access.check(principal, tool_name)  # before the task group, which would wrap errors
         except UnknownTool as exc:
             return rest_error(404, "not_found", exc.message, tool=tool_name)
-        outcome = await _unless_disconnected(
-            request, self._pipeline.invoke(tool_name, cast(dict[str, Any], parameters), caller=_REST_CALLER)
-        )
+        if refusal is not None:
+            return forbidden_response(refusal)
+        try:
+            with self._access.limiter.admit(principal) as rate:
+                outcome = await _unless_disconnected(
+                    request,
+                    self._pipeline.invoke(tool_name, cast(dict[str, Any], parameters), caller=principal.caller("rest")),
+                )
+        except OverClientLimit as over:
+            return over_limit_response(over)
         if outcome is None:
             return Response(status_code=499)  # nobody is listening; the upstream request was aborted
+        headers: dict[str, str] = rate.headers() if rate is not None else {}  # X-RateLimit-*
         if isinstance(outcome, ToolError):
             status = STATUS_BY_CODE.get(outcome.error_code, 500)
-            headers: dict[str, str] = {}
             retry_after = outcome.details.get("retry_after")
             if status == 429 and retry_after is not None:
                 headers["Retry-After"] = str(retry_after)
@@ -198,4 +210,4 @@ class RestApi:
         body: dict[str, Any] = {"success": True, "result": outcome.value if outcome.is_json else outcome.text}
         if outcome.note:
             body["note"] = outcome.note
-        return JSONResponse(body)
+        return JSONResponse(body, headers=headers)

@@ -10,9 +10,10 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
+from mcp_server._access import Access
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._meta_tools import META_TOOLS, MetaTools
-from mcp_server._pipeline import Caller, Outcome, Pipeline
+from mcp_server._pipeline import Outcome, Pipeline
 from mcp_server._registry import InvalidCursor
 from mcp_server._version import server_version
 
@@ -42,12 +43,20 @@ def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:
 
 
 def build_server(
-    pipeline: Pipeline, *, page_size: int = DEFAULT_PAGE_SIZE, discovery: bool = False, client: str = "mcp"
+    pipeline: Pipeline,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    discovery: bool = False,
+    client: str = "mcp",
+    access: Access | None = None,
 ) -> Server[Any]:
-    """`client` names the transport in the audit log (`stdio`, `mcp-http`)."""
-    registry = pipeline.registry
-    meta = MetaTools(pipeline) if discovery else None
-    caller = Caller(client=client)
+    """`client` names the transport in the audit log (`stdio`, `mcp-http`).
+
+    `access` filters listings and calls by the HTTP client's scopes and limits (`_access`); without it
+    every tool is served to everyone, as over stdio.
+    """
+    access = access or Access(pipeline)
+    meta = MetaTools(pipeline, access) if discovery else None
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -55,29 +64,35 @@ def build_server(
         cursor = params.cursor if params is not None else None
         if meta is not None:
             return types.ListToolsResult(tools=META_TOOLS)
+        view = access.view(access.principal(ctx.request))  # only what this client may call
         try:
-            tools, next_cursor = registry.page(cursor, page_size)
+            tools, next_cursor = view.registry.page(cursor, page_size)
         except InvalidCursor as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
         return types.ListToolsResult(tools=[tool.mcp_tool for tool in tools], next_cursor=next_cursor)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        principal = access.principal(ctx.request)
         try:
             if meta is not None:
                 outcome = await meta.call(
-                    params.name, params.arguments or {}, progress=ctx.session.report_progress, caller=caller
+                    params.name,
+                    params.arguments or {},
+                    progress=ctx.session.report_progress,
+                    principal=principal,
+                    transport=client,
                 )
-            else:
-                outcome = await pipeline.invoke(
-                    params.name, params.arguments, progress=ctx.session.report_progress, caller=caller
+            else:  # FORBIDDEN outside the client's scopes, RATE_LIMITED over its limits (`_access`)
+                outcome = await access.invoke(
+                    principal, params.name, params.arguments, transport=client, progress=ctx.session.report_progress
                 )
         except UnknownTool as exc:
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         return to_call_tool_result(outcome)
 
     def tool_input_schema(name: str) -> dict[str, Any] | None:
-        try:
-            return dict(registry.get(name).input_schema)
+        try:  # no request here: the inbound middleware's CURRENT_PRINCIPAL says whose view to use
+            return dict(access.view(access.current()).registry.get(name).input_schema)
         except UnknownTool:
             return None
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from mcp.server.stdio import stdio_server
 
+from mcp_server._access import Access
 from mcp_server._app import Application
 from mcp_server._server import build_server
 
 
 async def serve_stdio(app: Application) -> None:
     server = build_server(
-        app.pipeline, page_size=app.settings.page_size, discovery=app.settings.discovery, client="stdio"
+        app.pipeline,
+        page_size=app.settings.page_size,
+        discovery=app.settings.discovery,
+        client="stdio",
+        access=Access(app.pipeline, read_only=app.settings.access.read_only),  # local: no scopes, only --read-only
     )
     # stdio_server moves fd 1 aside, so a stray print from any library lands on stderr, not in the protocol.
     async with app.pipeline, stdio_server() as (read_stream, write_stream):

@@ -199,6 +199,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPr
             base / "public.log",
             "--host",
             "0.0.0.0",
+            "--allow-unauthenticated",  # a non-loopback bind with no clients file refuses to start otherwise
             "--allow-host",
             "mcp.example.com",
             "--allow-origin",
