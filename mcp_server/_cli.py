@@ -61,6 +61,12 @@ environment:
                                 (default: mcp-connectors/)
   VAULT_CACERT   PEM CA bundle for Vault's TLS certificate (default: the system's)
   VAULT_SKIP_VERIFY   true disables TLS verification of Vault (testing only)
+  MCP_CONNECTORS_CLIENTS   HTTP clients file (default: clients.json beside the vault; `clients --help`)
+  MCP_CONNECTORS_OAUTH_ISSUER, MCP_CONNECTORS_OAUTH_JWKS_URL   accept OAuth JWT access tokens (HTTP)
+  MCP_CONNECTORS_OAUTH_AUDIENCE   this server's resource URL (default: http://HOST:PORT/mcp)
+  MCP_CONNECTORS_OAUTH_TENANT_CLAIM   claim naming the vault account of a token's calls
+  MCP_CONNECTORS_CLIENT_RATE_LIMIT   tool calls per HTTP client, CALLS/SECONDS or off (default 120/60)
+  MCP_CONNECTORS_CLIENT_CONCURRENCY   tool calls per HTTP client at once, or off (default 8)
 """
 
 
