@@ -18,6 +18,7 @@ from mcp_server._catalog import load_catalog
 from mcp_server._cli_audit import add_audit_parser, cmd_audit
 from mcp_server._cli_auth import add_auth_parser, cmd_auth
 from mcp_server._cli_clients import access_settings, add_clients_parser, add_serve_access_arguments, cmd_clients
+from mcp_server._cli_ops import add_ops_arguments, check_ops_arguments, ops_overrides
 from mcp_server._cli_vault import add_vault_parser, cmd_vault
 from mcp_server._config import (
     ENV_ACCOUNTS,
@@ -29,7 +30,7 @@ from mcp_server._config import (
     parse_accounts,
 )
 from mcp_server._errors import ToolError, UnknownTool, VaultError
-from mcp_server._logging import configure_logging
+from mcp_server._logging import configure_logging, resolve_log_format
 from mcp_server._rest import TOOL_FORMATS
 from mcp_server._server import DEFAULT_PAGE_SIZE
 from mcp_server._version import server_version
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="tools per tools/list page")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_ops_arguments(serve)  # --log-format, --log-arguments, --stateless, --drain-timeout, --no-watch, ...
     add_serve_access_arguments(serve)  # --clients, --oauth-*, --read-only, --allow-unauthenticated, client limits
     _add_account(serve)
     _add_common(serve)
@@ -225,7 +227,10 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    problem = check_ops_arguments(args)
+    if problem:
+        raise _UsageError(problem)
+    configure_logging(args.log_level, resolve_log_format(args.log_format, transport=args.transport))
     settings = _settings(
         args,
         host=args.host,
@@ -237,9 +242,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         exclude_tools=tuple(args.exclude_tools),
         discovery=args.discovery,
         page_size=args.page_size,
+        **ops_overrides(args),
         access=_access_settings(args),
     )
     app = build_application(settings)
+    app.pipeline.log_arguments = args.log_arguments
     _check_vault(app)
     if app.pipeline.audit is not None:
         try:
@@ -258,19 +265,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if (problem := exposure_problem(settings)) is not None:
         return _fail(problem, 2)
-    import uvicorn
+    from mcp_server._cli_ops import serve_http
 
-    from mcp_server._http import build_http_app
-
-    config = uvicorn.Config(
-        build_http_app(app.pipeline, app.catalog, settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
-    return 0
+    return serve_http(app, settings)  # drains on SIGTERM (--drain-timeout)
 
 
 def _check_vault(app: Application) -> None:

@@ -279,6 +279,19 @@ class Settings:
     audit_log: Path | None = None
     """The credential audit log (JSON lines); None switches it off (`MCP_CONNECTORS_AUDIT_LOG=off`)."""
 
+    # -- operations (HTTP deployment: README "Running in production") --
+    stateless: bool = False
+    """`--stateless`: Streamable HTTP without sessions, for replicas behind a load balancer; SSE is off."""
+
+    drain_timeout: float = 10.0
+    """`--drain-timeout`: seconds a SIGTERM waits for tool calls in flight before they are cancelled."""
+
+    watch_tools: bool = True
+    """Reload the tools directories when a file in them changes (`--no-watch` turns it off; SIGHUP always works)."""
+
+    watch_interval: float = 1.0
+    """`--watch-interval`: seconds between two looks at the tools directories' files."""
+
     access: AccessSettings = field(default_factory=AccessSettings)
     """Who may call the HTTP transports: client tokens, OAuth, scopes, `--read-only`, per-client limits."""
 

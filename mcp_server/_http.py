@@ -9,7 +9,6 @@ from typing import Any
 
 from mcp.server.lowlevel.server import Server
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -23,6 +22,8 @@ from mcp_server._config import Settings
 from mcp_server._inbound import Authenticator, InboundAuth
 from mcp_server._metrics import CONTENT_TYPE_LATEST
 from mcp_server._model import Catalog
+from mcp_server._observe import RequestContextMiddleware
+from mcp_server._ops import Drain, Operations
 from mcp_server._pipeline import Pipeline
 from mcp_server._rest import RestApi, rest_error
 from mcp_server._security import HostOriginGuard
@@ -37,16 +38,26 @@ _ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: 
 class _SseEndpoint:
     """GET /sse: one legacy HTTP+SSE session per connection, served by the same MCP handlers."""
 
-    def __init__(self, server: Server[Any], transport: SseServerTransport) -> None:
+    def __init__(self, server: Server[Any], transport: SseServerTransport, drain: Drain, *, enabled: bool) -> None:
         self._server = server
         self._transport = transport
+        self._drain = drain
+        self._enabled = enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._enabled:
+            message = "The legacy SSE transport is off in --stateless mode (it needs session affinity); use /mcp"
+            await rest_error(404, "not_found", message)(scope, receive, send)
+            return
         if scope["method"] != "GET":
             await rest_error(405, "bad_request", "Use GET to open the SSE stream")(scope, receive, send)
             return
-        async with self._transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
-            await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
+
+        async def serve() -> None:
+            async with self._transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
+                await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
+
+        await self._drain.sse_session(serve)  # counted in /metrics, and ended by a graceful shutdown
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -64,14 +75,23 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return rest_error(500, "internal_error", "Internal server error; the server log has the details.")
 
 
-def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> Starlette:
+def build_http_app(
+    pipeline: Pipeline, catalog: Catalog, settings: Settings, *, drain: Drain | None = None
+) -> Starlette:
+    """`drain` is the `Drain` the server process starts on SIGTERM (`_ops.DrainingServer`)."""
+    ops = Operations(pipeline, catalog, settings, drain=drain)  # reload, list_changed, /ready, /v1/status, drain
     authenticator = Authenticator(settings)  # client tokens / OAuth JWTs; scopes and per-client limits (_access)
     access = build_access(pipeline, settings, required=authenticator.required)
     server = build_server(
-        pipeline, page_size=settings.page_size, discovery=settings.discovery, client="mcp-http", access=access
+        pipeline,
+        page_size=settings.page_size,
+        discovery=settings.discovery,
+        client="mcp-http",
+        changes=ops.changes,
+        access=access,
     )
     # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
-    session_manager = StreamableHTTPSessionManager(app=server)
+    session_manager = ops.session_manager(server)
     sse_transport = SseServerTransport("/messages/")
     rest = RestApi(pipeline, access)
 
@@ -79,9 +99,9 @@ def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> 
         return JSONResponse(
             {
                 "status": "ok",
-                "connectors": len(catalog.connectors),
+                "connectors": len(ops.state.catalog.connectors),
                 "tools": len(pipeline.registry),
-                "manifest_faults": len(catalog.faults),
+                "manifest_faults": len(ops.state.catalog.faults),
             }
         )
 
@@ -90,21 +110,24 @@ def build_http_app(pipeline: Pipeline, catalog: Catalog, settings: Settings) -> 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
-        async with pipeline, session_manager.run():
+        async with pipeline, session_manager.run(), ops.running(http=True):
             yield
 
     routes: list[Route | Mount] = [
         Route("/mcp", endpoint=session_manager.asgi_app),
-        Route("/sse", endpoint=_SseEndpoint(server, sse_transport)),
+        Route("/sse", endpoint=_SseEndpoint(server, sse_transport, ops.drain, enabled=not settings.stateless)),
         Mount("/messages/", app=sse_transport.handle_post_message),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/ready", ops.readiness.ready, methods=["GET"]),
+        Route("/v1/status", ops.readiness.status, methods=["GET"]),
         *rest.routes(),
         *authenticator.metadata_routes(pipeline),  # /.well-known/oauth-protected-resource[/mcp] (OAuth mode)
     ]
     return Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestContextMiddleware),  # outermost: X-Request-ID and the access log cover every answer
             Middleware(
                 HostOriginGuard,
                 bind_host=settings.host,

@@ -187,6 +187,7 @@ class RestApi:
         try:
             refusal = self._access.check(principal, tool_name)  # before the task group, which would wrap errors
         except UnknownTool as exc:
+            self._pipeline.metrics.observe_unknown_tool()
             return rest_error(404, "not_found", exc.message, tool=tool_name)
         if refusal is not None:
             return forbidden_response(refusal)

@@ -11,6 +11,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
 from mcp_server._access import Access
+from mcp_server._changes import ConnectorServer, ToolListChanges
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._meta_tools import META_TOOLS, MetaTools
 from mcp_server._pipeline import Outcome, Pipeline
@@ -48,12 +49,16 @@ def build_server(
     page_size: int = DEFAULT_PAGE_SIZE,
     discovery: bool = False,
     client: str = "mcp",
+    changes: ToolListChanges | None = None,
     access: Access | None = None,
 ) -> Server[Any]:
     """`client` names the transport in the audit log (`stdio`, `mcp-http`).
 
     `access` filters listings and calls by the HTTP client's scopes and limits (`_access`); without it
     every tool is served to everyone, as over stdio.
+
+    Handlers read `pipeline.registry` on every request, so a catalog reload that swaps it is served at
+    once; `changes` (when given) tells connected clients about it.
     """
     access = access or Access(pipeline)
     meta = MetaTools(pipeline, access) if discovery else None
@@ -87,6 +92,7 @@ def build_server(
                     principal, params.name, params.arguments, transport=client, progress=ctx.session.report_progress
                 )
         except UnknownTool as exc:
+            pipeline.metrics.observe_unknown_tool()  # one `unknown` series, whatever name was sent
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         return to_call_tool_result(outcome)
 
@@ -96,7 +102,7 @@ def build_server(
         except UnknownTool:
             return None
 
-    return Server(
+    server = ConnectorServer(
         SERVER_NAME,
         version=server_version(),
         title="mcp-connectors",
@@ -105,3 +111,6 @@ def build_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    if changes is not None:
+        changes.attach(server)
+    return server

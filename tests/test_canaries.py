@@ -102,7 +102,7 @@ def test_no_canary_leaves_the_server(
         "MCP_CONNECTORS_VAULT": str(vault_file),
         "MCP_CONNECTORS_AUDIT_LOG": str(audit),
     }
-    server = start_http_server(env, tmp_path / "server.log", "--log-level", "DEBUG")
+    server = start_http_server(env, tmp_path / "server.log", "--log-level", "DEBUG", "--log-format", "text")
     seen: list[str] = []
     try:
         with httpx2.Client(base_url=server.url, timeout=30) as http:

@@ -230,7 +230,7 @@ def _encoded_forms() -> list[str]:
 
 async def test_server_log_has_no_secret(server_env: dict[str, str], tmp_path: Path, upstream: FakeUpstream) -> None:
     log_path = tmp_path / "server.log"
-    server = start_http_server(server_env, log_path, "--log-level", "DEBUG")
+    server = start_http_server(server_env, log_path, "--log-level", "DEBUG", "--log-format", "text")
     try:
         calls: list[tuple[str, dict[str, object]]] = [
             ("echo_get_item", {"item_id": "42"}),  # credential echoed in a JSON body
