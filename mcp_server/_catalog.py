@@ -9,6 +9,7 @@ that manifest; the catalog keeps every other connector.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -22,8 +23,11 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from mcp_server._model import (
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_PAGES,
     PATH_PLACEHOLDER,
     ApiKeyAuth,
+    Argument,
     Auth,
     BasicAuth,
     BearerAuth,
@@ -34,6 +38,7 @@ from mcp_server._model import (
     ClientCertificate,
     Connector,
     DynamicAuth,
+    ErrorFormat,
     HeadersAuth,
     HmacAuth,
     JwtAuth,
@@ -42,11 +47,13 @@ from mcp_server._model import (
     OAuth2AuthorizationCode,
     OAuth2ClientCredentials,
     Operation,
+    Pagination,
     Parameter,
     PropertyEncoding,
     RateLimit,
     SigV4Auth,
     Timeouts,
+    Variant,
 )
 from mcp_server._resources import bundled_dir
 from mcp_server._secrets import ValueRef
@@ -79,8 +86,11 @@ def find_manifests(directories: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_catalog(directories: Sequence[Path]) -> Catalog:
-    """Every valid connector of `directories`, plus one fault per refused manifest or missing directory."""
+def load_catalog(directories: Sequence[Path], *, environ: Mapping[str, str] | None = None) -> Catalog:
+    """Every valid connector of `directories`, plus one fault per refused manifest or missing directory.
+
+    `environ` (default: the process environment) supplies `base_url: {env: NAME}`.
+    """
     connectors: list[Connector] = []
     faults: list[ManifestFault] = []
     owners: dict[str, Path] = {}  # connector and tool names already taken -> the file that took them
@@ -89,7 +99,7 @@ def load_catalog(directories: Sequence[Path]) -> Catalog:
             faults.append(ManifestFault(directory, "$", "tools directory does not exist"))
     for path in find_manifests(directories):
         try:
-            connector, partial = load_manifest(path)
+            connector, partial = load_manifest(path, environ=environ)
             _claim_names(connector, owners)
             faults.extend(ManifestFault(path, fault.json_path, fault.reason) for fault in partial)
         except _Fault as fault:
@@ -103,7 +113,7 @@ def load_catalog(directories: Sequence[Path]) -> Catalog:
     return Catalog(connectors=tuple(connectors), faults=tuple(faults))
 
 
-def load_manifest(path: Path) -> tuple[Connector, list[_Fault]]:
+def load_manifest(path: Path, *, environ: Mapping[str, str] | None = None) -> tuple[Connector, list[_Fault]]:
     """Parse, validate and convert one manifest.
 
     Raises `_Fault` when the manifest as a whole is unusable. Returns the connector and,
@@ -119,9 +129,9 @@ def load_manifest(path: Path) -> tuple[Connector, list[_Fault]]:
         for key in ("base_url", "operations"):
             if key not in manifest:  # checked after the schema so a misspelt key is reported as such
                 raise _Fault("$", f"{key!r} is a required property")
-        return _build_connector(manifest, path), []
+        return _build_connector(manifest, path, environ=environ), []
     expanded, generated, partial = _expand_openapi(manifest, path)
-    return _build_connector(expanded, path, generated=generated), partial
+    return _build_connector(expanded, path, generated=generated, environ=environ), partial
 
 
 def _expand_openapi(manifest: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], int, list[_Fault]]:
@@ -431,7 +441,12 @@ def _merge_policy(raw: Mapping[str, Any], base: CallPolicy) -> CallPolicy:
 
 
 def _build_operation(
-    raw: Mapping[str, Any], json_path: str, connector_policy: CallPolicy, *, check_schemas: bool = True
+    raw: Mapping[str, Any],
+    json_path: str,
+    connector_policy: CallPolicy,
+    *,
+    check_schemas: bool = True,
+    manifest_dir: Path | None = None,
 ) -> Operation:
     parameters: list[Parameter] = []
     seen: set[tuple[str, str]] = set()
@@ -483,7 +498,7 @@ def _build_operation(
                 for name, spec in raw_body.get("encoding", {}).items()
             },
         )
-    return Operation(
+    operation = Operation(
         name=raw["name"],
         method=raw["method"],
         path=raw["path"],
@@ -496,9 +511,256 @@ def _build_operation(
         policy=_merge_policy(raw, connector_policy),
         base_url=raw["base_url"].rstrip("/") if "base_url" in raw else None,
     )
+    if not any(key in raw for key in _EXTENSION_KEYS):
+        return operation
+    return _with_extensions(operation, raw, json_path, connector_policy, manifest_dir)
 
 
-def _build_connector(manifest: Mapping[str, Any], path: Path, *, generated: int = 0) -> Connector:
+_EXTENSION_KEYS = ("output_schema", "pagination", "arguments", "variants")
+ALL_PAGES_ARGUMENT = "all_pages"
+"""The argument every paginated tool gains; no parameter or argument of such an operation may take the name."""
+DEFAULT_KEYSET_CURSOR = "cursor"
+_BASE_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_UNSET_BASE_URL = "https://unset.invalid"
+"""Where a connector whose `{env: NAME}` base URL is unset points: `.invalid` never resolves (RFC 6761), and the
+call is refused with AUTH_MISSING before anything is sent anyway."""
+
+
+def _with_extensions(
+    operation: Operation,
+    raw: Mapping[str, Any],
+    json_path: str,
+    connector_policy: CallPolicy,
+    manifest_dir: Path | None,
+) -> Operation:
+    """`operation` with its output schema, pagination, extra arguments and variants, each checked against the rest.
+
+    Checked here rather than at call time so that a typo in a parameter name refuses the manifest with its JSON path
+    instead of failing on every call.
+    """
+    names = request_argument_names(operation)
+    arguments = _arguments(raw.get("arguments", []), f"{json_path}.arguments", names)
+    declared = {argument.name: argument for argument in arguments}
+    pagination = None
+    if "pagination" in raw:
+        pagination = _pagination(raw["pagination"], f"{json_path}.pagination", names, declared)
+    output_schema = None
+    if "output_schema" in raw:
+        output_schema = _output_schema(
+            raw["output_schema"], f"{json_path}.output_schema", manifest_dir, paged=pagination is not None
+        )
+    variants = tuple(
+        _variant(item, f"{json_path}.variants[{index}]", raw, connector_policy, declared)
+        for index, item in enumerate(raw.get("variants", []))
+    )
+    return replace(
+        operation, output_schema=output_schema, pagination=pagination, arguments=arguments, variants=variants
+    )
+
+
+def request_argument_names(operation: Operation) -> set[str]:
+    """Names the request itself gives arguments: parameters, and an object body's properties (else `body`)."""
+    names = {parameter.name for parameter in operation.parameters}
+    if operation.body is not None:
+        properties = operation.body.schema.get("properties")
+        if operation.body.schema.get("type") == "object" and isinstance(properties, Mapping) and properties:
+            names.update(str(name) for name in cast(Mapping[str, Any], properties))
+        else:
+            names.add("body")
+    return names
+
+
+def _arguments(raw: Sequence[Mapping[str, Any]], json_path: str, taken: set[str]) -> tuple[Argument, ...]:
+    arguments: list[Argument] = []
+    for index, item in enumerate(raw):
+        item_path = f"{json_path}[{index}]"
+        name = item["name"]
+        if name in taken or name == ALL_PAGES_ARGUMENT or any(a.name == name for a in arguments):
+            raise _Fault(f"{item_path}.name", f"argument {name!r} clashes with another argument of this tool")
+        schema = item.get("schema", {"type": "string"})
+        _check_schema(schema, f"{item_path}.schema")
+        arguments.append(
+            Argument(
+                name=name,
+                schema=schema,
+                required=bool(item.get("required", False)),
+                description=item.get("description"),
+            )
+        )
+    return tuple(arguments)
+
+
+def _pagination(
+    raw: Mapping[str, Any], json_path: str, names: set[str], declared: Mapping[str, Argument]
+) -> Pagination:
+    style = raw["style"]
+    if ALL_PAGES_ARGUMENT in names:
+        raise _Fault(json_path, f"a paginated tool gains the argument {ALL_PAGES_ARGUMENT!r}; rename that parameter")
+
+    def parameter(key: str) -> str | None:
+        value = raw.get(key)
+        if value is not None and value not in names:
+            raise _Fault(f"{json_path}.{key}", f"{value!r} is not a parameter of this operation")
+        return value
+
+    cursor_param = raw.get("cursor_param") if style == "keyset" else parameter("cursor_param")
+    if style == "cursor" and ("cursor_field" in raw) == ("next_cursor" in raw):
+        raise _Fault(json_path, "a cursor pagination reads its cursor from cursor_field or next_cursor: give one")
+    keys = tuple(raw.get("keys", ()))
+    if style == "keyset":
+        cursor_param = cursor_param or DEFAULT_KEYSET_CURSOR
+        if cursor_param in names or cursor_param in declared or cursor_param == ALL_PAGES_ARGUMENT:
+            raise _Fault(f"{json_path}.cursor_param", f"the cursor argument {cursor_param!r} clashes with another")
+        if len(raw["start"]) != len(keys):
+            raise _Fault(f"{json_path}.start", f"give one start value per key ({len(keys)})")
+        for index, value in enumerate(raw["start"]):
+            _check_template(value, f"{json_path}.start[{index}]", 0, declared)
+    for name, value in raw.get("set", {}).items():
+        if name not in names:
+            raise _Fault(f"{json_path}.set", f"{name!r} is not a parameter or body property of this operation")
+        _check_template(value, f"{json_path}.set.{name}", len(keys), declared)
+    return Pagination(
+        style=style,
+        items=raw.get("items", ""),
+        cursor_param=cursor_param,
+        cursor_field=raw.get("cursor_field"),
+        next_cursor=raw.get("next_cursor"),
+        has_more=raw.get("has_more"),
+        offset_param=parameter("offset_param"),
+        limit_param=parameter("limit_param"),
+        default_limit=raw.get("default_limit"),
+        lookahead=bool(raw.get("lookahead", False)),
+        keys=keys,
+        start=tuple(raw.get("start", ())),
+        set=dict(raw.get("set", {})),
+        max_items=int(raw.get("max_items", DEFAULT_MAX_ITEMS)),
+        max_pages=int(raw.get("max_pages", DEFAULT_MAX_PAGES)),
+    )
+
+
+def placeholder(value: Any) -> tuple[str, Any] | None:
+    """`("key", N)` or `("argument", NAME)` when `value` is a pagination placeholder, else None."""
+    if isinstance(value, Mapping) and len(cast(Mapping[str, Any], value)) == 1:
+        ((kind, target),) = cast(Mapping[str, Any], value).items()
+        if (kind == "key" and type(target) is int) or (kind == "argument" and isinstance(target, str)):
+            return kind, target
+    return None
+
+
+def _check_template(value: Any, json_path: str, keys: int, declared: Mapping[str, Argument]) -> None:
+    found = placeholder(value)
+    if found is not None:
+        kind, target = found
+        if kind == "key" and not 0 <= target < keys:
+            raise _Fault(json_path, f"{{key: {target}}} names no key (the keyset has {keys})")
+        if kind == "argument" and target not in declared:
+            raise _Fault(json_path, f"{{argument: {target}}} names no argument declared under `arguments`")
+        return
+    children: Iterable[Any] = ()
+    if isinstance(value, Mapping):
+        children = cast(Mapping[str, Any], value).values()
+    elif isinstance(value, list):
+        children = cast(list[Any], value)
+    for child in children:
+        _check_template(child, json_path, keys, declared)
+
+
+def _output_schema(raw: Any, json_path: str, manifest_dir: Path | None, *, paged: bool) -> dict[str, Any]:
+    schema = _schema_file(raw, json_path, manifest_dir) if isinstance(raw, str) else dict(cast(Mapping[str, Any], raw))
+    # Clients compile outputSchema by its own `$schema` and resolve `$ref`s within it alone: a draft-07 marker or an
+    # `$id` that moves the base URI would make them read it differently from the server, which checks 2020-12.
+    schema = {key: value for key, value in schema.items() if key not in ("$schema", "$id")}
+    _check_schema(schema, json_path)
+    _check_local_refs(schema, json_path)
+    if not paged and schema.get("type") != "object":
+        raise _Fault(json_path, "an output schema must describe an object (type: object); a list takes `pagination`")
+    return schema
+
+
+def _schema_file(name: str, json_path: str, manifest_dir: Path | None) -> dict[str, Any]:
+    """A schema file beside the manifest, else among the bundled `schemas/` (so `stripe/charge.json` works from any
+    tools directory)."""
+    candidates = [*([manifest_dir / name] if manifest_dir is not None else []), bundled_dir("schemas") / name]
+    file = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if file is None:
+        raise _Fault(json_path, f"no schema file {name!r} beside the manifest or in the bundled schemas/")
+    try:
+        document = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _Fault(json_path, f"cannot read the schema {file}: {exc}") from None
+    if not isinstance(document, dict):
+        raise _Fault(json_path, f"{file} holds no JSON Schema object")
+    return cast(dict[str, Any], document)
+
+
+def _check_local_refs(node: Any, json_path: str) -> None:
+    if isinstance(node, Mapping):
+        mapping = cast(Mapping[str, Any], node)
+        ref = mapping.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            raise _Fault(json_path, f"$ref {ref!r} leaves the schema; clients resolve output schemas on their own")
+        for child in mapping.values():
+            _check_local_refs(child, json_path)
+    elif isinstance(node, list):
+        for child in cast(list[Any], node):
+            _check_local_refs(child, json_path)
+
+
+def _variant(
+    raw: Mapping[str, Any],
+    json_path: str,
+    base: Mapping[str, Any],
+    connector_policy: CallPolicy,
+    declared: Mapping[str, Argument],
+) -> Variant:
+    for name, value in raw["when"].items():
+        if name not in declared:
+            raise _Fault(f"{json_path}.when", f"{name!r} is not an argument declared under `arguments`")
+        found = violations(Draft202012Validator(dict(declared[name].schema)), value)
+        if found:
+            raise _Fault(f"{json_path}.when.{name}", f"not a value of the argument: {found[0].message}")
+    inherited = {key: value for key, value in base.items() if key not in (*_EXTENSION_KEYS, "body", "parameters")}
+    request = {**inherited, **{k: base[k] for k in ("parameters", "body") if k in base}}
+    request.update({key: raw[key] for key in ("method", "path", "parameters", "body") if key in raw})
+    operation = _build_operation(request, json_path, connector_policy)
+    names = request_argument_names(operation)
+    for name in raw.get("set", {}):
+        if name not in names:
+            raise _Fault(f"{json_path}.set", f"{name!r} is not a parameter or body property of this request")
+    return Variant(when=dict(raw["when"]), operation=operation, set=dict(raw.get("set", {})))
+
+
+def _base_url(raw: Any, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """The base URL, and the variable's name when `{env: NAME}` was unset with no default."""
+    if isinstance(raw, str):
+        return raw.rstrip("/"), None
+    spec = cast(Mapping[str, str], raw)
+    value = environ.get(spec["env"], "").strip()
+    if value:
+        if not _BASE_URL.match(value):
+            raise _Fault("$.base_url", f"{spec['env']} is not an absolute http(s) URL: {value[:100]!r}")
+        return value.rstrip("/"), None
+    if "default" in spec:
+        return spec["default"].rstrip("/"), None
+    return _UNSET_BASE_URL, spec["env"]
+
+
+def _pointers(raw: Any) -> tuple[str, ...]:
+    return (raw,) if isinstance(raw, str) else tuple(cast(list[str], raw))
+
+
+def _error_format(raw: Mapping[str, Any]) -> ErrorFormat:
+    return ErrorFormat(
+        message=_pointers(raw["message"]),
+        code=_pointers(raw["code"]) if "code" in raw else (),
+        type=_pointers(raw["type"]) if "type" in raw else (),
+        details={name: _pointers(value) for name, value in raw.get("details", {}).items()},
+    )
+
+
+def _build_connector(
+    manifest: Mapping[str, Any], path: Path, *, generated: int = 0, environ: Mapping[str, str] | None = None
+) -> Connector:
     name = manifest["name"]
     policy = _merge_policy(manifest, CallPolicy())
     operations: list[Operation] = []
@@ -514,16 +776,21 @@ def _build_connector(manifest: Mapping[str, Any], path: Path, *, generated: int 
                 f"{json_path}.name",
                 f"tool name {tool_name!r} is {len(tool_name)} characters; the limit is {MAX_TOOL_NAME_LENGTH}",
             )
-        operations.append(_build_operation(raw, json_path, policy, check_schemas=index >= generated))
+        operations.append(
+            _build_operation(raw, json_path, policy, check_schemas=index >= generated, manifest_dir=path.parent)
+        )
     auth, client_certificate = _build_auth(manifest.get("auth"), name)
     if "client_certificate" in manifest:
         if client_certificate is not None:
             raise _Fault("$.client_certificate", "give the certificate here or in `auth: {type: mtls}`, not both")
         client_certificate = _client_certificate(manifest["client_certificate"])
     ca_certificate = _ca_certificate(manifest.get("ca_certificate"), path)
+    base_url, base_url_unset = _base_url(manifest["base_url"], os.environ if environ is None else environ)
     return Connector(
         name=name,
-        base_url=manifest["base_url"].rstrip("/"),
+        base_url=base_url,
+        base_url_unset=base_url_unset,
+        error_format=_error_format(manifest["error_format"]) if "error_format" in manifest else None,
         operations=tuple(operations),
         title=manifest.get("title"),
         description=manifest.get("description"),

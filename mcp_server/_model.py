@@ -277,6 +277,90 @@ class BreakerPolicy:
     cooldown: float = 30.0
 
 
+JsonPointer = str
+"""RFC 6901: `""` is the whole document, `/data/0/id` a member inside it. Where the manifest points into a response."""
+
+PaginationStyle = Literal["cursor", "offset", "link", "keyset"]
+DEFAULT_MAX_ITEMS = 1000
+DEFAULT_MAX_PAGES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Pagination:
+    """How a list operation pages, so every list tool answers `{"has_more", "next_page", "items"}` and can follow
+    pages itself (`all_pages`).
+
+    - `cursor`: the request parameter `cursor_param` takes a cursor, read from the last item (`cursor_field`, Stripe's
+      `starting_after` = the last id) or from the body (`next_cursor`).
+    - `offset`: `offset_param` takes the index of the first item (Frappe's `limit_start`), `limit_param` the page size.
+    - `link`: the `Link` header's `rel="next"` URL (RFC 8288, GitHub); its `cursor_param` query value is the next page.
+    - `keyset`: the results are sorted by `keys` (fields of each item); the next page starts after the last item's key
+      tuple. The tool gets an opaque `cursor_param` argument; `set` writes the request parameters from the key.
+    """
+
+    style: PaginationStyle
+    items: JsonPointer = ""
+    """Where the array of items is in the body; `""` when the body is the array."""
+    cursor_param: str | None = None
+    cursor_field: JsonPointer | None = None
+    """Cursor style: the cursor is this member of the last item."""
+    next_cursor: JsonPointer | None = None
+    """Cursor style: the cursor is this member of the body (null or absent on the last page)."""
+    has_more: JsonPointer | None = None
+    """A boolean in the body saying whether more items follow; otherwise the style decides."""
+    offset_param: str | None = None
+    limit_param: str | None = None
+    default_limit: int | None = None
+    """The page size the API uses when `limit_param` is not given."""
+    lookahead: bool = False
+    """Ask for one item more than the page size: `has_more` is then certain, and the extra item is not returned."""
+    keys: tuple[JsonPointer, ...] = ()
+    start: tuple[Any, ...] = ()
+    """Keyset style: the key before the first item, per key a literal or `{"argument": NAME}`."""
+    set: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    """Arguments the pagination writes on every page and the tool does not offer; `{"key": N}` inside a value is the
+    N-th key of the last item seen (keyset), `{"argument": NAME}` a tool argument."""
+    max_items: int = DEFAULT_MAX_ITEMS
+    max_pages: int = DEFAULT_MAX_PAGES
+    """`all_pages` stops at whichever of these comes first (and at the call's deadline), saying so."""
+
+
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """A tool argument that is not sent as it is: it feeds the pagination (`start`) or picks a variant (`when`)."""
+
+    name: str
+    schema: Mapping[str, Any]
+    required: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """Another request the same tool sends when the arguments match `when` (Stripe's cancel: DELETE now, or an update
+    with `cancel_at_period_end` for later). Name, descriptions, policy and pagination stay the operation's."""
+
+    when: Mapping[str, Any]
+    """Argument name → value; every pair must match (an absent argument counts as its schema's default)."""
+    operation: Operation
+    set: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    """Arguments of this request with fixed values, not offered by the tool."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorFormat:
+    """Where an API's error body keeps its parts, each as JSON pointers tried in order (the first that holds a value
+    wins; a pointer descends into JSON text embedded in a string, as in Frappe's `_server_messages`).
+
+    A failed call then reads `<title>: <code> (<type>): <message>`, with `code`, `type` and every `details` field in
+    the error's details."""
+
+    message: tuple[JsonPointer, ...]
+    code: tuple[JsonPointer, ...] = ()
+    type: tuple[JsonPointer, ...] = ()
+    details: Mapping[str, tuple[JsonPointer, ...]] = field(default_factory=dict[str, tuple[JsonPointer, ...]])
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     name: str
@@ -292,6 +376,12 @@ class Operation:
     base_url: str | None = None
     """This operation's own server (OpenAPI's operation or path item `servers`), used instead of the connector's;
     the SSRF guard lets its host through like the connector's."""
+    output_schema: Mapping[str, Any] | None = None
+    """JSON Schema (2020-12, self-contained) of the result: the whole JSON body, or one item when `pagination` is set
+    (the tool's `outputSchema` then wraps it in the page object)."""
+    pagination: Pagination | None = None
+    arguments: tuple[Argument, ...] = ()
+    variants: tuple[Variant, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +404,10 @@ class Connector:
     allow_networks: tuple[str, ...] = ()
     """Private addresses (CIDRs or host names) this connector may reach besides its base URL's own host."""
     source: Path | None = None
+    error_format: ErrorFormat | None = None
+    base_url_unset: str | None = None
+    """The environment variable `base_url: {env: NAME}` names when it was unset at load time (and no default was
+    given): the connector is listed, and each call fails with AUTH_MISSING naming the variable."""
 
 
 @dataclass(frozen=True, slots=True)

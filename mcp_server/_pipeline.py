@@ -16,7 +16,6 @@ because each transport reports it differently (JSON-RPC error / HTTP 404).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import time
@@ -34,11 +33,8 @@ from mcp_server._credentials import Authenticator, authenticator_for, client_cer
 from mcp_server._errors import (
     AuthFailed,
     AuthMissing,
-    CircuitOpen,
     InternalToolError,
-    RateLimited,
     ToolError,
-    UnknownTool,
     UpstreamTimeout,
     UpstreamUnreachable,
     VaultError,
@@ -56,13 +52,14 @@ from mcp_server._model import (
     JwtAuth,
     OAuth2AuthorizationCode,
     OAuth2ClientCredentials,
+    Operation,
     SigV4Auth,
 )
 from mcp_server._netguard import CachingResolver, DestinationPolicy, system_resolver
-from mcp_server._observe import REQUEST_ID, new_request_id
+from mcp_server._pagination import run_tool
 from mcp_server._redact import IN_FLIGHT, Redactor
 from mcp_server._registry import Registry, ToolSpec
-from mcp_server._request import PreparedRequest, build_request, referenced_values
+from mcp_server._request import Binding, PreparedRequest, build_request, referenced_values
 from mcp_server._resilience import (
     RETRYABLE_STATUSES,
     CircuitBreaker,
@@ -73,7 +70,7 @@ from mcp_server._resilience import (
     server_delay,
 )
 from mcp_server._secrets import Secret, ValueRef
-from mcp_server._shape import ToolSuccess, shape_response
+from mcp_server._shape import ToolSuccess
 from mcp_server._version import server_version
 
 __all__ = ["Caller", "Outcome", "Pipeline", "ProgressFn", "SecretSource", "ToolSuccess"]
@@ -142,8 +139,6 @@ class _ConnectorRuntime:
     authenticator: Authenticator | None = None
     values: Mapping[ValueRef, str] = field(default_factory=dict[ValueRef, str])
     """The latest call's resolved manifest values, which token providers read when they need a new token."""
-    name: str = ""
-    """The connector's name: the `connector` label of its metrics."""
 
 
 @dataclass(slots=True)
@@ -185,10 +180,6 @@ class Pipeline:
         self._clock = clock
         self._runtimes: dict[tuple[str, str | None], _ConnectorRuntime] = {}
         self._refs: dict[str, tuple[ValueRef, ...]] = {}
-        self._retired: list[_ConnectorRuntime] = []
-        self.log_arguments = False
-        """Log each call's argument values at DEBUG (`serve --log-level DEBUG --log-arguments`); off by default."""
-        self.metrics.watch_breakers(lambda: [(key[0], rt.breaker.state) for key, rt in list(self._runtimes.items())])
 
     async def __aenter__(self) -> Pipeline:
         return self
@@ -198,23 +189,8 @@ class Pipeline:
 
     async def aclose(self) -> None:
         runtimes, self._runtimes = self._runtimes, {}
-        retired, self._retired = self._retired, []
-        for runtime in (*runtimes.values(), *retired):
+        for runtime in runtimes.values():
             await runtime.client.aclose()
-
-    def swap_registry(self, registry: Registry) -> None:
-        """Serve `registry` from now on (a catalog reload); calls in flight finish with the tools they started with.
-
-        A connector whose definition changed gets a fresh runtime (HTTP client, breaker, rate limit) on its next
-        call; the old one's client is closed with the pipeline, since a call may still be using it.
-        """
-        previous = {tool.connector.name: tool.connector for tool in self.registry}
-        current = {tool.connector.name: tool.connector for tool in registry}
-        for key in list(self._runtimes):
-            if current.get(key[0]) != previous.get(key[0]) or key[0] not in current:
-                self._retired.append(self._runtimes.pop(key))
-        self._refs.clear()
-        self.registry = registry
 
     def _runtime(
         self, connector: Connector, account: str | None, resolved: Mapping[ValueRef, str]
@@ -244,7 +220,6 @@ class Pipeline:
                 breaker=CircuitBreaker(connector.breaker, connector=connector.name),
                 budget=RetryBudget(connector.policy.retry.budget_ratio),
                 bucket=TokenBucket(connector.rate_limit, connector=connector.name) if connector.rate_limit else None,
-                name=connector.name,
             )
             runtime.authenticator = authenticator_for(
                 connector,
@@ -275,20 +250,21 @@ class Pipeline:
         caller: Caller | None = None,
     ) -> Outcome:
         """Run one call; raises only `UnknownTool` (and cancellation, which aborts the upstream request)."""
-        try:
-            tool = self.registry.get(name)
-        except UnknownTool:
-            self.metrics.observe_unknown_tool()
-            raise
+        tool = self.registry.get(name)
         caller = caller or _LOCAL
         trace = _CallTrace(account=self.account_for(tool.connector.name, caller))
-        # Calls outside an HTTP request (stdio, the `call` command) get a request id of their own.
-        token = REQUEST_ID.set(new_request_id()) if REQUEST_ID.get() is None else None
+        started = time.perf_counter()
         try:
-            outcome, elapsed = await self._observed(tool, arguments or {}, progress or _no_progress, trace, caller)
-        finally:
-            if token is not None:
-                REQUEST_ID.reset(token)
+            outcome: Outcome = await self._run(tool, arguments or {}, progress or _no_progress, trace)
+        except ToolError as error:
+            outcome = error
+        elapsed = time.perf_counter() - started
+        if isinstance(outcome, ToolSuccess):
+            self.metrics.observe(name, "ok", elapsed)
+            logger.info("call %s ok status=%d %.1fms", name, outcome.status, elapsed * 1000)
+        else:
+            self.metrics.observe(name, outcome.error_code, elapsed)
+            logger.info("call %s failed code=%s %.1fms", name, outcome.error_code, elapsed * 1000)
         if self.audit is not None and trace.credentials:
             self.audit.record(
                 tool=name,
@@ -301,47 +277,6 @@ class Pipeline:
                 duration_ms=elapsed * 1000,
             )
         return outcome
-
-    async def _observed(
-        self, tool: ToolSpec, arguments: Mapping[str, Any], progress: ProgressFn, trace: _CallTrace, caller: Caller
-    ) -> tuple[Outcome, float]:
-        """`_run` with the in-flight gauge, the latency histogram and the per-call log line."""
-        name = tool.name
-        if self.log_arguments and logger.isEnabledFor(logging.DEBUG):
-            logger.debug("call %s arguments %s", name, _json_text(arguments))
-        self.metrics.call_started()
-        started = time.perf_counter()
-        try:
-            try:
-                outcome: Outcome = await self._run(tool, arguments, progress, trace)
-            except ToolError as error:
-                outcome = error
-        finally:
-            self.metrics.call_finished()
-        elapsed = time.perf_counter() - started
-        fields: dict[str, Any] = {
-            "event": "tool_call",
-            "tool": name,
-            "connector": tool.connector.name,
-            "client": caller.client,
-            "duration_ms": round(elapsed * 1000, 1),
-            "upstream_status": trace.status,
-        }
-        if isinstance(outcome, ToolSuccess):
-            self.metrics.observe(name, "ok", elapsed)
-            logger.info(
-                "call %s ok status=%d %.1fms", name, outcome.status, elapsed * 1000, extra={**fields, "outcome": "ok"}
-            )
-        else:
-            self.metrics.observe(name, outcome.error_code, elapsed)
-            logger.info(
-                "call %s failed code=%s %.1fms",
-                name,
-                outcome.error_code,
-                elapsed * 1000,
-                extra={**fields, "outcome": outcome.error_code},
-            )
-        return outcome, elapsed
 
     async def _run(
         self, tool: ToolSpec, arguments: Mapping[str, Any], progress: ProgressFn, trace: _CallTrace
@@ -356,24 +291,25 @@ class Pipeline:
         with IN_FLIGHT.holding(sensitive), contextlib.ExitStack() as scope:
             try:
                 runtime = self._runtime(connector, trace.account, resolved)
-                try:
-                    request = build_request(connector, tool.operation, tool.bindings, arguments, resolved)
-                except ValueError as exc:
-                    raise AuthMissing(Redactor(sensitive).text(str(exc))) from None
 
                 def register(values: list[str]) -> None:
                     fresh = [v for v in values if v not in produced]
                     produced.extend(fresh)
                     scope.enter_context(IN_FLIGHT.holding(fresh))
 
-                response = await self._call(tool, runtime, request, progress, register)
-                trace.status = response.status
-                return shape_response(
-                    connector.title or connector.name,
-                    response,
-                    tool.operation.policy,
-                    Redactor([*sensitive, *produced]),
-                )
+                async def send(
+                    operation: Operation, bindings: Mapping[str, Binding], sent: Mapping[str, Any]
+                ) -> RawResponse:
+                    # One request of the call: the one its arguments pick (a variant), or one page of all_pages.
+                    try:
+                        request = build_request(connector, operation, bindings, sent, resolved)
+                    except ValueError as exc:
+                        raise AuthMissing(Redactor(sensitive).text(str(exc))) from None
+                    response = await self._call(tool, runtime, request, progress, register)
+                    trace.status = response.status
+                    return response
+
+                return await run_tool(tool, arguments, send, lambda: Redactor([*sensitive, *produced]))
             except ToolError as error:
                 redactor = Redactor([*sensitive, *produced])
                 error.args = (redactor.text(error.message),)
@@ -470,15 +406,7 @@ class Pipeline:
         connector = tool.connector
         policy = tool.operation.policy
         label = connector.title or connector.name
-        breaker = runtime.breaker
-        state = breaker.state
-        try:
-            breaker.before_call()
-        except CircuitOpen:
-            self.metrics.breaker_refused(runtime.name)
-            raise
-        if state == "half_open":
-            self.metrics.breaker_transition(runtime.name, "half_open")  # this call is the probe
+        runtime.breaker.before_call()
         health: Health = "neutral"
         try:
             with anyio.fail_after(policy.timeouts.total):
@@ -502,27 +430,19 @@ class Pipeline:
             raise _failure_error(label, failure, policy, request) from None
         finally:
             # A cancelled call, a rate limit or a refused destination says nothing about upstream health.
-            before = breaker.state
             if health == "success":
-                breaker.record_success()
+                runtime.breaker.record_success()
             elif health == "failure":
-                breaker.record_failure()
+                runtime.breaker.record_failure()
             else:
-                breaker.record_neutral()
-            if breaker.state != before:
-                self.metrics.breaker_transition(runtime.name, breaker.state)
+                runtime.breaker.record_neutral()
 
     async def _wait_for_rate_limit(self, runtime: _ConnectorRuntime, policy: CallPolicy, progress: ProgressFn) -> None:
         if runtime.bucket is None:
             return
         remaining = anyio.current_effective_deadline() - anyio.current_time()
-        try:
-            wait = runtime.bucket.reserve(max_wait=remaining)
-        except RateLimited:
-            self.metrics.rate_limit_refused(runtime.name)
-            raise
+        wait = runtime.bucket.reserve(max_wait=remaining)
         if wait > 0:
-            self.metrics.rate_limit_wait(runtime.name, wait)
             await progress(0, None, f"waiting {wait:.1f} s for the client-side rate limit")
             await anyio.sleep(wait)
 
@@ -555,17 +475,12 @@ class Pipeline:
                 )
             except TransportFailure as exc:
                 failure, response = exc, None
-            if response is not None:
-                self.metrics.upstream_response(runtime.name, response.status)
-            elif failure is not None:
-                self.metrics.upstream_failure(runtime.name, failure.kind)
             renewable = authenticator is not None and authenticator.retries_unauthorized and not reauthenticated
             if response is not None and response.status == 401 and authenticator is not None and renewable:
                 # The token may have been revoked or rotated early: one new token, one more try (a 401 means
                 # the request was refused before it was acted on, so even a POST is safe to repeat).
                 authenticator.unauthorized(sent)
                 reauthenticated = True
-                self.metrics.retry(runtime.name, "401")
                 continue
             if response is not None and response.status not in RETRYABLE_STATUSES:
                 return response
@@ -584,16 +499,10 @@ class Pipeline:
                     raise failure
                 assert response is not None
                 return response
-            status = str(response.status) if response is not None else "?"
-            reason = failure.kind if failure is not None else f"HTTP {status}"
-            self.metrics.retry(runtime.name, failure.kind if failure is not None else status)
+            reason = failure.kind if failure is not None else f"HTTP {response.status if response else '?'}"
             attempt += 1
             await progress(attempt, retry.attempts, f"retrying after {reason} in {delay:.1f} s")
             await anyio.sleep(delay)
-
-
-def _json_text(arguments: Mapping[str, Any]) -> str:
-    return json.dumps(arguments, ensure_ascii=False, default=str)[:4000]
 
 
 def _app_credentials(connector: Connector) -> frozenset[ValueRef]:

@@ -1,7 +1,10 @@
-"""Tools as clients see them: names, flat input schemas, annotations, compiled validators.
+"""Tools as clients see them: names, flat input schemas, output schemas, annotations, compiled validators.
 
 Built once from a `Catalog`; everything a `tools/list` or a call needs is computed
-here so the hot path only looks things up.
+here so the hot path only looks things up. A paginated operation's tool gains
+`all_pages` (and, keyset-paged, its cursor argument) and an output schema that wraps
+the item schema in the page object; a tool with variants offers the union of their
+arguments and picks the request by `when` (`ToolSpec.request_for`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,24 @@ import mcp_types as types
 from jsonschema import Draft202012Validator, FormatChecker
 
 from mcp_server._errors import InvalidArguments, UnknownTool
-from mcp_server._model import IDEMPOTENT_METHODS, READ_ONLY_METHODS, Catalog, Connector, Operation
+from mcp_server._model import IDEMPOTENT_METHODS, READ_ONLY_METHODS, Catalog, Connector, Operation, Pagination
 from mcp_server._request import Binding
 from mcp_server._serialize import local_subschema
 from mcp_server._violations import violations
 
 MAX_REPORTED_ERRORS = 10
+ALL_PAGES = "all_pages"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    """One request a tool can send: a variant's (matched by `when`), or the operation's own (`when` empty)."""
+
+    operation: Operation
+    bindings: Mapping[str, Binding]
+    fixed: Mapping[str, Any]
+    """Arguments the tool does not offer, with the values this request always sends (a variant's `set`)."""
+    when: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +55,43 @@ class ToolSpec:
     bindings: Mapping[str, Binding]
     validator: Draft202012Validator
     mcp_tool: types.Tool
+    output_schema: Mapping[str, Any] | None = None
+    output_validator: Draft202012Validator | None = None
+    requests: tuple[RequestShape, ...] = ()
+    """The variants in manifest order, then the operation's own request; empty for a plain operation."""
+    local: frozenset[str] = frozenset()
+    """Arguments the server reads itself and never sends: `all_pages`, a keyset cursor, declared `arguments`."""
+
+    def request_for(self, arguments: Mapping[str, Any]) -> tuple[Operation, Mapping[str, Binding], dict[str, Any]]:
+        """The request these (validated) arguments ask for, its bindings, and the arguments to build it from.
+
+        An argument the chosen request has no place for is refused rather than dropped: `invoice_now` on a cancel
+        at the period's end would otherwise be silently ignored.
+        """
+        sent = {name: value for name, value in arguments.items() if name not in self.local}
+        if not self.requests:
+            return self.operation, self.bindings, sent
+        defaults = {a.name: a.schema.get("default") for a in self.operation.arguments}
+        chosen = next(
+            shape
+            for shape in self.requests
+            if all(arguments.get(name, defaults.get(name)) == value for name, value in shape.when.items())
+        )
+        for name, value in sent.items():
+            if value is not None and name not in chosen.bindings:
+                switches = ", ".join(f"{k}={json.dumps(v)}" for k, v in chosen.when.items()) or "these arguments"
+                raise InvalidArguments(
+                    f"Invalid arguments for {self.name} at $.{name}: it does not apply with {switches}",
+                    path=f"$.{name}",
+                )
+        return chosen.operation, chosen.bindings, {**sent, **chosen.fixed}
+
+    def output_problem(self, value: Any) -> tuple[str, str] | None:
+        """`(json_path, message)` of the first way `value` breaks the output schema, or None when it conforms."""
+        if self.output_validator is None:
+            return None
+        errors = violations(self.output_validator, value)
+        return (errors[0].json_path, errors[0].message) if errors else None
 
     def validate(self, arguments: Mapping[str, Any]) -> None:
         """Raise `InvalidArguments` naming the JSON path of the best-matching violation."""
@@ -143,17 +195,132 @@ def _tool_description(connector: Connector, operation: Operation) -> str:
     return f"{operation.method} {operation.path} on {connector.title or connector.name}."
 
 
+def _hide(schema: dict[str, Any], bindings: Mapping[str, Binding], names: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop from `schema` the arguments bound to the parameters or body properties in `names` (written by the server,
+    not the model); returns those arguments with their values, keyed by argument name."""
+    hidden = {arg: names[b.name] for arg, b in bindings.items() if b.name in names}
+    for arg in hidden:
+        schema["properties"].pop(arg, None)
+    if "required" in schema:
+        schema["required"] = [arg for arg in schema["required"] if arg not in hidden]
+        if not schema["required"]:
+            del schema["required"]
+    return hidden
+
+
+def tool_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Binding], tuple[RequestShape, ...], set[str]]:
+    """The flat input schema with the manifest's extensions: hidden `set` parameters, variants' arguments, declared
+    arguments, `all_pages` and a keyset cursor. Also the bindings, the request shapes and the local arguments."""
+    schema, bindings = flatten_input(operation)
+    pagination = operation.pagination
+    if pagination is not None and pagination.set:
+        _hide(schema, bindings, pagination.set)
+    properties: dict[str, Any] = schema["properties"]
+    required: list[str] = list(schema.get("required", []))
+    shapes: list[RequestShape] = []
+    for variant in operation.variants:
+        variant_schema, variant_bindings = flatten_input(variant.operation)
+        fixed = _hide(variant_schema, variant_bindings, variant.set)
+        for prop, prop_schema in variant_schema["properties"].items():
+            properties.setdefault(prop, prop_schema)  # a name both requests use keeps the operation's schema
+        if variant_schema.get("$defs"):
+            schema.setdefault("$defs", {}).update(variant_schema["$defs"])
+        shapes.append(RequestShape(variant.operation, variant_bindings, fixed, variant.when))
+    if shapes:
+        shapes.append(RequestShape(operation, bindings, {}, {}))
+    local: set[str] = set()
+    for argument in operation.arguments:
+        properties[argument.name] = _with_description(argument.schema, argument.description)
+        local.add(argument.name)
+        if argument.required:
+            required.append(argument.name)
+    if pagination is not None:
+        if pagination.style == "keyset" and pagination.cursor_param:
+            properties[pagination.cursor_param] = {
+                "type": "string",
+                "minLength": 1,
+                "description": "The `next_page.cursor` of an earlier result of this tool, to continue after its last "
+                "item; omit it to start.",
+            }
+            local.add(pagination.cursor_param)
+        properties[ALL_PAGES] = {
+            "type": "boolean",
+            "default": False,
+            "description": f"Follow the next pages and return their items in one result, up to "
+            f"{pagination.max_items:,} items or {pagination.max_pages} pages within the call's time limit. A result "
+            f"cut short says `truncated: true` and why, and its `next_page` continues from there.",
+        }
+        local.add(ALL_PAGES)
+    # Rebuilt so the extensions' properties sit before `additionalProperties: false`, as in any other tool.
+    rebuilt: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        rebuilt["required"] = required
+    rebuilt["additionalProperties"] = False
+    if "$defs" in schema:
+        rebuilt["$defs"] = schema["$defs"]
+    return rebuilt, bindings, tuple(shapes), local
+
+
+def page_output_schema(operation: Operation, pagination: Pagination) -> dict[str, Any]:
+    """The page object every paginated tool answers with, its items described by the operation's output schema."""
+    item = dict(operation.output_schema or {})
+    defs = item.pop("$defs", None)  # hoisted: the item's `#/$defs/...` references resolve from the root
+    cursor: dict[str, Any] = {"type": "string"}
+    if pagination.style == "offset":
+        position = pagination.offset_param
+        cursor = {"type": "integer", "minimum": 0}
+    elif pagination.style == "keyset":
+        position = pagination.cursor_param
+    else:
+        position = pagination.cursor_param
+        parameter = next((p for p in operation.parameters if p.name == position), None)
+        if parameter is not None:
+            cursor = {k: v for k, v in parameter.schema.items() if k in ("type", "minimum", "maxLength")}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "has_more": {"type": "boolean", "description": "Whether more items follow the last one here."},
+            "next_page": {
+                "type": ["object", "null"],
+                "description": "The arguments that fetch the next page: call this tool again with them added to "
+                "the same arguments. Null when there is no next page.",
+                "properties": {position: cursor} if position else {},
+            },
+            "truncated": {
+                "type": "boolean",
+                "description": "True when all_pages or the result size limit stopped before the last item; `note` "
+                "says why.",
+            },
+            "pages": {"type": "integer", "minimum": 1, "description": "How many pages all_pages fetched."},
+            "note": {"type": "string"},
+            "items": {"type": "array", "items": item},
+        },
+        "required": ["has_more", "next_page", "items"],
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def tool_output_schema(operation: Operation) -> dict[str, Any] | None:
+    if operation.pagination is not None:
+        return page_output_schema(operation, operation.pagination)
+    return dict(operation.output_schema) if operation.output_schema is not None else None
+
+
 def build_tool(connector: Connector, operation: Operation) -> ToolSpec:
     name = f"{connector.name}_{operation.name}"
     title = operation.title or operation.name.replace("_", " ").capitalize()
     description = _tool_description(connector, operation)
-    schema, bindings = flatten_input(operation)
+    schema, bindings, requests, local = tool_input(operation)
+    output_schema = tool_output_schema(operation)
     annotations = tool_annotations(operation)
     mcp_tool = types.Tool(
         name=name,
         title=title,
         description=description,
         input_schema=schema,
+        output_schema=output_schema,
         annotations=types.ToolAnnotations(
             title=title,
             read_only_hint=annotations.get("readOnlyHint"),
@@ -173,6 +340,12 @@ def build_tool(connector: Connector, operation: Operation) -> ToolSpec:
         bindings=bindings,
         validator=Draft202012Validator(schema, format_checker=FormatChecker()),
         mcp_tool=mcp_tool,
+        output_schema=output_schema,
+        # No format checker: clients validate outputSchema without one, and an upstream's date format is not ours to
+        # police; types, required members and shapes are.
+        output_validator=Draft202012Validator(output_schema) if output_schema is not None else None,
+        requests=requests,
+        local=frozenset(local),
     )
 
 

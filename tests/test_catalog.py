@@ -825,3 +825,182 @@ def test_the_fast_metaschema_check_never_lets_a_bad_schema_through(tmp_path: Pat
     write(tmp_path, "demo.yaml", manifest(operations=[operation(parameters=[parameter])]))
     fault = only_fault(load_catalog([tmp_path]))
     assert fault.json_path == "$.operations[0].parameters[0].schema" and "not a valid JSON Schema" in fault.reason
+
+
+# ------------------------------------------------------------------ base_url from the environment, error formats
+
+
+def test_base_url_from_the_environment(tmp_path: Path) -> None:
+    write(tmp_path, "demo.yaml", manifest(base_url={"env": "DEMO_URL"}))
+    (set_,) = load_catalog([tmp_path], environ={"DEMO_URL": "https://erp.example.org/"}).connectors
+    assert set_.base_url == "https://erp.example.org" and set_.base_url_unset is None
+    (unset,) = load_catalog([tmp_path], environ={}).connectors
+    assert unset.base_url_unset == "DEMO_URL" and unset.base_url.endswith(".invalid")  # listed; calls say what to set
+    write(tmp_path, "demo.yaml", manifest(base_url={"env": "DEMO_URL", "default": "https://fallback.example.com"}))
+    (defaulted,) = load_catalog([tmp_path], environ={}).connectors
+    assert defaulted.base_url == "https://fallback.example.com" and defaulted.base_url_unset is None
+    fault = only_fault(load_catalog([tmp_path], environ={"DEMO_URL": "ftp://nope"}))
+    assert fault.json_path == "$.base_url" and "DEMO_URL is not an absolute http(s) URL" in fault.reason
+
+
+def test_error_format_is_built_and_reserved_detail_names_are_refused(tmp_path: Path) -> None:
+    fmt = {
+        "message": ["/error/message", "/message"],
+        "code": "/error/code",
+        "details": {"decline_code": "/error/decline_code"},
+    }
+    write(tmp_path, "demo.yaml", manifest(error_format=fmt))
+    (connector,) = load_catalog([tmp_path]).connectors
+    assert connector.error_format is not None
+    assert connector.error_format.message == ("/error/message", "/message")
+    assert connector.error_format.code == ("/error/code",) and connector.error_format.type == ()
+    assert connector.error_format.details == {"decline_code": ("/error/decline_code",)}
+    write(tmp_path, "demo.yaml", manifest(error_format={**fmt, "details": {"status": "/s"}}))
+    assert only_fault(load_catalog([tmp_path])).json_path.startswith("$.error_format")
+    write(tmp_path, "demo.yaml", manifest(error_format={"message": "error.message"}))  # not a JSON pointer
+    assert only_fault(load_catalog([tmp_path])).json_path.startswith("$.error_format")
+
+
+# ------------------------------------------------------------------ output schemas, pagination, arguments, variants
+
+CHARGE = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+PAGED = {"style": "cursor", "items": "/data", "cursor_param": "starting_after", "cursor_field": "/id"}
+AFTER = {"name": "starting_after", "in": "query"}
+
+
+def test_output_schema_inline_beside_the_manifest_and_bundled(tmp_path: Path) -> None:
+    write(tmp_path / "schemas", "charge.json", {"$schema": "http://json-schema.org/draft-07/schema#", **CHARGE})
+    operations = [
+        operation(name="inline", output_schema=CHARGE),
+        operation(name="beside", output_schema="schemas/charge.json"),
+        operation(name="listed", output_schema="schemas/charge.json", parameters=[AFTER], pagination=PAGED),
+    ]
+    write(tmp_path, "demo.yaml", manifest(operations=operations))
+    (connector,) = load_catalog([tmp_path]).connectors
+    inline, beside, listed = connector.operations
+    assert inline.output_schema == CHARGE
+    assert beside.output_schema == CHARGE  # `$schema` dropped: clients would read a draft-07 marker as draft 7
+    assert listed.pagination is not None and listed.pagination.cursor_param == "starting_after"
+    assert listed.pagination.max_items == 1000 and listed.pagination.max_pages == 10
+
+
+def test_output_schema_from_the_bundled_schemas_directory(tmp_path: Path) -> None:
+    bundled = bundled_dir("schemas") / "connector.schema.json"
+    assert bundled.is_file()
+    write(tmp_path, "demo.yaml", manifest(operations=[operation(output_schema="connector.schema.json")]))
+    (connector,) = load_catalog([tmp_path]).connectors
+    assert connector.operations[0].output_schema is not None
+    assert "$id" not in connector.operations[0].output_schema  # an `$id` would move the base of its `$ref`s
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"output_schema": "missing.json"}, "no schema file 'missing.json'"),
+        ({"output_schema": {"type": "array"}}, "must describe an object"),
+        ({"output_schema": {"type": "object", "properties": {"a": {"$ref": "other.json"}}}}, "leaves the schema"),
+        ({"output_schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/x"}}}}, "points nowhere"),
+        ({"output_schema": {"type": "objet"}}, "not a valid JSON Schema"),
+    ],
+)
+def test_bad_output_schemas(tmp_path: Path, extra: dict[str, Any], reason: str) -> None:
+    write(tmp_path, "demo.yaml", manifest(operations=[operation(**extra)]))
+    fault = only_fault(load_catalog([tmp_path]))
+    assert fault.json_path == "$.operations[0].output_schema" and reason in fault.reason, fault.reason
+    assert_one_line(fault.reason)
+
+
+KEYSET = {
+    "style": "keyset",
+    "items": "/data",
+    "keys": ["/modified", "/name"],
+    "start": [{"argument": "since"}, ""],
+    "set": {"filters": [["modified", ">=", {"key": 0}]]},
+    "limit_param": "limit",
+    "default_limit": 20,
+}
+KEYSET_PARAMETERS = [{"name": "filters", "in": "query"}, {"name": "limit", "in": "query"}]
+SINCE = [{"name": "since"}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "reason"),
+    [
+        ({"pagination": {**PAGED, "cursor_param": "after"}}, ".pagination.cursor_param", "not a parameter"),
+        ({"pagination": {**PAGED, "cursor_field": None}}, ".pagination", "cursor_field or next_cursor"),
+        ({"pagination": {**PAGED, "next_cursor": "/next"}}, ".pagination", "cursor_field or next_cursor"),
+        ({"pagination": {"style": "offset", "offset_param": "starting_after"}}, ".pagination", "required property"),
+        ({"pagination": {**PAGED, "set": {"nope": 1}}}, ".pagination.set", "'nope' is not a parameter"),
+        ({"pagination": PAGED, "parameters": [AFTER, {"name": "all_pages", "in": "query"}]}, ".pagination", "gains"),
+        ({"pagination": {**PAGED, "max_pages": 0}}, ".pagination.max_pages", ""),
+        ({"pagination": {**KEYSET, "start": [""]}}, ".pagination.start", "one start value per key"),
+        ({"pagination": {**KEYSET, "set": {"filters": {"key": 2}}}}, ".pagination.set.filters", "names no key"),
+        ({"pagination": {**KEYSET, "start": [{"argument": "x"}, ""]}}, ".pagination.start[0]", "names no argument"),
+        ({"pagination": {**KEYSET, "cursor_param": "since"}}, ".pagination.cursor_param", "clashes"),
+        ({"arguments": [{"name": "starting_after"}]}, ".arguments[0].name", "clashes"),
+        ({"arguments": [{"name": "x", "schema": {"type": "nope"}}]}, ".arguments[0].schema", "not a valid"),
+    ],
+)
+def test_bad_pagination_and_arguments(tmp_path: Path, extra: dict[str, Any], where: str, reason: str) -> None:
+    base: dict[str, Any] = {"parameters": [AFTER]}
+    if extra.get("pagination", {}).get("style") == "keyset":
+        base = {"parameters": KEYSET_PARAMETERS, "arguments": SINCE}
+    spec = {**base, **extra}
+    if isinstance(spec.get("pagination"), dict):
+        spec["pagination"] = {k: v for k, v in spec["pagination"].items() if v is not None}
+    write(tmp_path, "demo.yaml", manifest(operations=[operation(**spec)]))
+    fault = only_fault(load_catalog([tmp_path]))
+    assert fault.json_path.startswith(f"$.operations[0]{where}"), fault
+    assert reason in fault.reason, fault.reason
+    assert_one_line(fault.reason)
+
+
+def test_keyset_pagination_loads(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "demo.yaml",
+        manifest(operations=[operation(parameters=KEYSET_PARAMETERS, arguments=SINCE, pagination=KEYSET)]),
+    )
+    (connector,) = load_catalog([tmp_path]).connectors
+    (op,) = connector.operations
+    assert op.pagination is not None and op.pagination.cursor_param == "cursor"  # the default cursor argument
+    assert op.pagination.keys == ("/modified", "/name") and op.pagination.start == ({"argument": "since"}, "")
+    assert [a.name for a in op.arguments] == ["since"] and op.arguments[0].schema == {"type": "string"}
+
+
+VARIANT_BASE = {
+    "method": "DELETE",
+    "path": "/subscriptions/{id}",
+    "parameters": [{"name": "id", "in": "path"}],
+    "arguments": [{"name": "later", "schema": {"type": "boolean", "default": False}}],
+}
+LATER = {"when": {"later": True}, "method": "POST", "body": {"schema": {"type": "object", "properties": {"c": {}}}}}
+
+
+def test_variants_load_as_whole_operations(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "demo.yaml",
+        manifest(operations=[operation(**VARIANT_BASE, variants=[{**LATER, "set": {"c": True}}])]),
+    )
+    (connector,) = load_catalog([tmp_path]).connectors
+    (variant,) = connector.operations[0].variants
+    assert variant.when == {"later": True} and variant.set == {"c": True}
+    assert variant.operation.method == "POST" and variant.operation.path == "/subscriptions/{id}"
+    assert [p.name for p in variant.operation.parameters] == ["id"] and variant.operation.body is not None
+
+
+@pytest.mark.parametrize(
+    ("variant", "where", "reason"),
+    [
+        ({**LATER, "when": {"sooner": True}}, ".variants[0].when", "not an argument declared"),
+        ({**LATER, "when": {"later": "yes"}}, ".variants[0].when.later", "not a value of the argument"),
+        ({**LATER, "set": {"d": 1}}, ".variants[0].set", "'d' is not a parameter"),
+        ({**LATER, "path": "/subscriptions/{sub}"}, ".variants[0].path", "{sub} has no parameter"),
+    ],
+)
+def test_bad_variants(tmp_path: Path, variant: dict[str, Any], where: str, reason: str) -> None:
+    write(tmp_path, "demo.yaml", manifest(operations=[operation(**VARIANT_BASE, variants=[variant])]))
+    fault = only_fault(load_catalog([tmp_path]))
+    assert fault.json_path.startswith(f"$.operations[0]{where}"), fault
+    assert reason in fault.reason, fault.reason

@@ -556,3 +556,43 @@ def test_cursor_from_another_registry_naming_an_unknown_tool(seven: Registry, se
     assert cursor is not None
     with pytest.raises(InvalidCursor):
         seven.page(cursor, 2)
+
+
+# ------------------------------------------------------------------ output schemas, pagination arguments
+
+ITEM_WITH_DEFS = {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "card": {"$ref": "#/$defs/card"}},
+    "$defs": {"card": {"type": ["object", "null"], "properties": {"last4": {"type": "string"}}}},
+}
+
+
+def test_output_schema_is_served_and_checked(tmp_path: Path) -> None:
+    tool = single_tool(tmp_path, op("get_charge", output_schema=ITEM_WITH_DEFS))
+    assert tool.mcp_tool.output_schema == ITEM_WITH_DEFS == tool.output_schema
+    assert tool.output_problem({"id": "ch_1", "card": None}) is None
+    assert tool.output_problem({"id": "ch_1", "card": {"last4": 4242}}) == (
+        "$.card.last4",
+        "4242 is not of type 'string'",
+    )
+    assert single_tool(tmp_path / "plain", op("plain")).mcp_tool.output_schema is None
+
+
+def test_paged_output_schema_wraps_the_item_and_hoists_its_defs(tmp_path: Path) -> None:
+    pagination = {"style": "cursor", "items": "/data", "cursor_param": "after", "cursor_field": "/id"}
+    parameters = [{"name": "after", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
+    tool = single_tool(
+        tmp_path, op("list_charges", parameters=parameters, pagination=pagination, output_schema=ITEM_WITH_DEFS)
+    )
+    schema = dict(tool.mcp_tool.output_schema or {})
+    Draft202012Validator.check_schema(schema)
+    assert schema["$defs"] == ITEM_WITH_DEFS["$defs"] and "$defs" not in schema["properties"]["items"]["items"]
+    assert schema["properties"]["next_page"]["properties"] == {"after": {"type": "string", "maxLength": 100}}
+    page = {"has_more": True, "next_page": {"after": "ch_1"}, "items": [{"id": "ch_1", "card": {"last4": "4242"}}]}
+    assert tool.output_problem(page) is None
+    assert tool.output_problem({**page, "items": [{"card": {"last4": 1}}]}) is not None  # the hoisted $ref resolves
+    assert tool.output_problem({"items": []}) is not None  # has_more and next_page are always there
+    assert tool.input_schema["properties"]["all_pages"]["type"] == "boolean"
+    assert tool.local == {"all_pages"}
+    tool.validate({"all_pages": True, "after": "ch_1"})
+    assert invalid(tool, {"all_pages": "yes"}).details["path"] == "$.all_pages"
