@@ -16,6 +16,7 @@ because each transport reports it differently (JSON-RPC error / HTTP 404).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import time
@@ -33,8 +34,11 @@ from mcp_server._credentials import Authenticator, authenticator_for, client_cer
 from mcp_server._errors import (
     AuthFailed,
     AuthMissing,
+    CircuitOpen,
     InternalToolError,
+    RateLimited,
     ToolError,
+    UnknownTool,
     UpstreamTimeout,
     UpstreamUnreachable,
     VaultError,
@@ -56,6 +60,7 @@ from mcp_server._model import (
     SigV4Auth,
 )
 from mcp_server._netguard import CachingResolver, DestinationPolicy, system_resolver
+from mcp_server._observe import REQUEST_ID, new_request_id
 from mcp_server._pagination import run_tool
 from mcp_server._redact import IN_FLIGHT, Redactor
 from mcp_server._registry import Registry, ToolSpec
@@ -139,6 +144,8 @@ class _ConnectorRuntime:
     authenticator: Authenticator | None = None
     values: Mapping[ValueRef, str] = field(default_factory=dict[ValueRef, str])
     """The latest call's resolved manifest values, which token providers read when they need a new token."""
+    name: str = ""
+    """The connector's name: the `connector` label of its metrics."""
 
 
 @dataclass(slots=True)
@@ -180,6 +187,10 @@ class Pipeline:
         self._clock = clock
         self._runtimes: dict[tuple[str, str | None], _ConnectorRuntime] = {}
         self._refs: dict[str, tuple[ValueRef, ...]] = {}
+        self._retired: list[_ConnectorRuntime] = []
+        self.log_arguments = False
+        """Log each call's argument values at DEBUG (`serve --log-level DEBUG --log-arguments`); off by default."""
+        self.metrics.watch_breakers(lambda: [(key[0], rt.breaker.state) for key, rt in list(self._runtimes.items())])
 
     async def __aenter__(self) -> Pipeline:
         return self
@@ -189,8 +200,23 @@ class Pipeline:
 
     async def aclose(self) -> None:
         runtimes, self._runtimes = self._runtimes, {}
-        for runtime in runtimes.values():
+        retired, self._retired = self._retired, []
+        for runtime in (*runtimes.values(), *retired):
             await runtime.client.aclose()
+
+    def swap_registry(self, registry: Registry) -> None:
+        """Serve `registry` from now on (a catalog reload); calls in flight finish with the tools they started with.
+
+        A connector whose definition changed gets a fresh runtime (HTTP client, breaker, rate limit) on its next
+        call; the old one's client is closed with the pipeline, since a call may still be using it.
+        """
+        previous = {tool.connector.name: tool.connector for tool in self.registry}
+        current = {tool.connector.name: tool.connector for tool in registry}
+        for key in list(self._runtimes):
+            if current.get(key[0]) != previous.get(key[0]) or key[0] not in current:
+                self._retired.append(self._runtimes.pop(key))
+        self._refs.clear()
+        self.registry = registry
 
     def _runtime(
         self, connector: Connector, account: str | None, resolved: Mapping[ValueRef, str]
@@ -220,6 +246,7 @@ class Pipeline:
                 breaker=CircuitBreaker(connector.breaker, connector=connector.name),
                 budget=RetryBudget(connector.policy.retry.budget_ratio),
                 bucket=TokenBucket(connector.rate_limit, connector=connector.name) if connector.rate_limit else None,
+                name=connector.name,
             )
             runtime.authenticator = authenticator_for(
                 connector,
@@ -250,21 +277,20 @@ class Pipeline:
         caller: Caller | None = None,
     ) -> Outcome:
         """Run one call; raises only `UnknownTool` (and cancellation, which aborts the upstream request)."""
-        tool = self.registry.get(name)
+        try:
+            tool = self.registry.get(name)
+        except UnknownTool:
+            self.metrics.observe_unknown_tool()
+            raise
         caller = caller or _LOCAL
         trace = _CallTrace(account=self.account_for(tool.connector.name, caller))
-        started = time.perf_counter()
+        # Calls outside an HTTP request (stdio, the `call` command) get a request id of their own.
+        token = REQUEST_ID.set(new_request_id()) if REQUEST_ID.get() is None else None
         try:
-            outcome: Outcome = await self._run(tool, arguments or {}, progress or _no_progress, trace)
-        except ToolError as error:
-            outcome = error
-        elapsed = time.perf_counter() - started
-        if isinstance(outcome, ToolSuccess):
-            self.metrics.observe(name, "ok", elapsed)
-            logger.info("call %s ok status=%d %.1fms", name, outcome.status, elapsed * 1000)
-        else:
-            self.metrics.observe(name, outcome.error_code, elapsed)
-            logger.info("call %s failed code=%s %.1fms", name, outcome.error_code, elapsed * 1000)
+            outcome, elapsed = await self._observed(tool, arguments or {}, progress or _no_progress, trace, caller)
+        finally:
+            if token is not None:
+                REQUEST_ID.reset(token)
         if self.audit is not None and trace.credentials:
             self.audit.record(
                 tool=name,
@@ -277,6 +303,47 @@ class Pipeline:
                 duration_ms=elapsed * 1000,
             )
         return outcome
+
+    async def _observed(
+        self, tool: ToolSpec, arguments: Mapping[str, Any], progress: ProgressFn, trace: _CallTrace, caller: Caller
+    ) -> tuple[Outcome, float]:
+        """`_run` with the in-flight gauge, the latency histogram and the per-call log line."""
+        name = tool.name
+        if self.log_arguments and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("call %s arguments %s", name, _json_text(arguments))
+        self.metrics.call_started()
+        started = time.perf_counter()
+        try:
+            try:
+                outcome: Outcome = await self._run(tool, arguments, progress, trace)
+            except ToolError as error:
+                outcome = error
+        finally:
+            self.metrics.call_finished()
+        elapsed = time.perf_counter() - started
+        fields: dict[str, Any] = {
+            "event": "tool_call",
+            "tool": name,
+            "connector": tool.connector.name,
+            "client": caller.client,
+            "duration_ms": round(elapsed * 1000, 1),
+            "upstream_status": trace.status,
+        }
+        if isinstance(outcome, ToolSuccess):
+            self.metrics.observe(name, "ok", elapsed)
+            logger.info(
+                "call %s ok status=%d %.1fms", name, outcome.status, elapsed * 1000, extra={**fields, "outcome": "ok"}
+            )
+        else:
+            self.metrics.observe(name, outcome.error_code, elapsed)
+            logger.info(
+                "call %s failed code=%s %.1fms",
+                name,
+                outcome.error_code,
+                elapsed * 1000,
+                extra={**fields, "outcome": outcome.error_code},
+            )
+        return outcome, elapsed
 
     async def _run(
         self, tool: ToolSpec, arguments: Mapping[str, Any], progress: ProgressFn, trace: _CallTrace
@@ -406,7 +473,15 @@ class Pipeline:
         connector = tool.connector
         policy = tool.operation.policy
         label = connector.title or connector.name
-        runtime.breaker.before_call()
+        breaker = runtime.breaker
+        state = breaker.state
+        try:
+            breaker.before_call()
+        except CircuitOpen:
+            self.metrics.breaker_refused(runtime.name)
+            raise
+        if state == "half_open":
+            self.metrics.breaker_transition(runtime.name, "half_open")  # this call is the probe
         health: Health = "neutral"
         try:
             with anyio.fail_after(policy.timeouts.total):
@@ -430,19 +505,27 @@ class Pipeline:
             raise _failure_error(label, failure, policy, request) from None
         finally:
             # A cancelled call, a rate limit or a refused destination says nothing about upstream health.
+            before = breaker.state
             if health == "success":
-                runtime.breaker.record_success()
+                breaker.record_success()
             elif health == "failure":
-                runtime.breaker.record_failure()
+                breaker.record_failure()
             else:
-                runtime.breaker.record_neutral()
+                breaker.record_neutral()
+            if breaker.state != before:
+                self.metrics.breaker_transition(runtime.name, breaker.state)
 
     async def _wait_for_rate_limit(self, runtime: _ConnectorRuntime, policy: CallPolicy, progress: ProgressFn) -> None:
         if runtime.bucket is None:
             return
         remaining = anyio.current_effective_deadline() - anyio.current_time()
-        wait = runtime.bucket.reserve(max_wait=remaining)
+        try:
+            wait = runtime.bucket.reserve(max_wait=remaining)
+        except RateLimited:
+            self.metrics.rate_limit_refused(runtime.name)
+            raise
         if wait > 0:
+            self.metrics.rate_limit_wait(runtime.name, wait)
             await progress(0, None, f"waiting {wait:.1f} s for the client-side rate limit")
             await anyio.sleep(wait)
 
@@ -475,12 +558,17 @@ class Pipeline:
                 )
             except TransportFailure as exc:
                 failure, response = exc, None
+            if response is not None:
+                self.metrics.upstream_response(runtime.name, response.status)
+            elif failure is not None:
+                self.metrics.upstream_failure(runtime.name, failure.kind)
             renewable = authenticator is not None and authenticator.retries_unauthorized and not reauthenticated
             if response is not None and response.status == 401 and authenticator is not None and renewable:
                 # The token may have been revoked or rotated early: one new token, one more try (a 401 means
                 # the request was refused before it was acted on, so even a POST is safe to repeat).
                 authenticator.unauthorized(sent)
                 reauthenticated = True
+                self.metrics.retry(runtime.name, "401")
                 continue
             if response is not None and response.status not in RETRYABLE_STATUSES:
                 return response
@@ -499,10 +587,16 @@ class Pipeline:
                     raise failure
                 assert response is not None
                 return response
-            reason = failure.kind if failure is not None else f"HTTP {response.status if response else '?'}"
+            status = str(response.status) if response is not None else "?"
+            reason = failure.kind if failure is not None else f"HTTP {status}"
+            self.metrics.retry(runtime.name, failure.kind if failure is not None else status)
             attempt += 1
             await progress(attempt, retry.attempts, f"retrying after {reason} in {delay:.1f} s")
             await anyio.sleep(delay)
+
+
+def _json_text(arguments: Mapping[str, Any]) -> str:
+    return json.dumps(arguments, ensure_ascii=False, default=str)[:4000]
 
 
 def _app_credentials(connector: Connector) -> frozenset[ValueRef]:
