@@ -13,6 +13,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_server._access import Access
 from mcp_server._changes import ConnectorServer, ToolListChanges
 from mcp_server._errors import ToolError, UnknownTool
+from mcp_server._listing_cache import ListingCache
 from mcp_server._meta_tools import META_TOOLS, MetaTools
 from mcp_server._pipeline import Outcome, Pipeline
 from mcp_server._registry import InvalidCursor
@@ -111,6 +112,13 @@ def build_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    if meta is None:
+
+        def listing(ctx: ServerRequestContext[Any]) -> tuple[object, ...]:
+            principal = access.principal(ctx.request)
+            return (access.view(principal).registry, page_size)
+
+        server.middleware.append(ListingCache(listing))
     if changes is not None:
         changes.attach(server)
     return server

@@ -1,0 +1,76 @@
+"""Repeated `tools/list` requests answered with the wire result the SDK produced the first time.
+
+A profile of a 5,000-tool listing (docs/benchmarks/profiles) spent 91 % of its time in the SDK
+re-validating and re-dumping the same pydantic models on every request; our handler was ~0 %. The
+SDK's own extension point for this is a `ServerMiddleware`: one that returns without calling
+`call_next` owns the result. This one only ever returns a dict the SDK itself serialized for an
+identical request (same listing, cursor, protocol version), so the wire format cannot drift from
+the SDK's; everything else — the first request of each key, errors, other methods — goes through
+the SDK untouched.
+
+The key includes the registry object the listing was paged from, so a hot reload (which swaps the
+registry) or another client's view (a different registry) never sees a stale page.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+__all__ = ["ListingCache"]
+
+_MAX_ENTRIES = 256
+"""Pages by views by protocol versions; each entry holds references to tool dicts, not copies."""
+
+ListingKey = Callable[[ServerRequestContext[Any, Any]], Hashable | None]
+"""What the listing depends on besides the cursor and protocol version; None: do not cache this request."""
+
+
+class ListingCache:
+    """A `ServerMiddleware` for `tools/list`; see the module docstring."""
+
+    def __init__(self, listing_key: ListingKey) -> None:
+        self._listing_key = listing_key
+        self._entries: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/list" or ctx.request_id is None:
+            return await call_next(ctx)
+        key = self._key(ctx)
+        if key is None:
+            return await call_next(ctx)
+        cached = self._entries.get(key)
+        if cached is not None:
+            self._entries.move_to_end(key)
+            return cached  # the SDK copies a returned dict before it shapes the envelope around it
+        result = await call_next(ctx)
+        if isinstance(result, dict):
+            self._entries[key] = result
+            while len(self._entries) > _MAX_ENTRIES:
+                self._entries.popitem(last=False)
+        return result
+
+    def _key(self, ctx: ServerRequestContext[Any, Any]) -> Hashable | None:
+        if not _initialized(ctx):
+            return None  # the SDK's pre-initialization gate must answer this one
+        params = ctx.params
+        cursor: object = None
+        if params is not None:
+            if not set(params) <= {"cursor", "_meta"}:
+                return None  # anything unusual is the SDK's to validate and answer
+            cursor = params.get("cursor")
+            if cursor is not None and not isinstance(cursor, str):
+                return None
+        listing = self._listing_key(ctx)
+        if listing is None:
+            return None
+        return (listing, cursor, ctx.protocol_version)
+
+
+def _initialized(ctx: ServerRequestContext[Any, Any]) -> bool:
+    """Whether the SDK's request gate is open for this connection; False when it cannot tell (never cache then)."""
+    connection = getattr(ctx.session, "_connection", None)
+    return bool(getattr(connection, "initialize_accepted", False))
