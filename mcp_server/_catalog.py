@@ -58,6 +58,7 @@ from mcp_server._model import (
 from mcp_server._resources import bundled_dir
 from mcp_server._secrets import ValueRef
 from mcp_server._violations import violations
+from mcp_server._webhook_model import EVENTS_TOOL_OPERATION, WebhookSpec, WebhookSpecError, webhook_spec
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 _YAML_LOADER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -787,6 +788,7 @@ def _build_connector(
             raise _Fault("$.client_certificate", "give the certificate here or in `auth: {type: mtls}`, not both")
         client_certificate = _client_certificate(manifest["client_certificate"])
     ca_certificate = _ca_certificate(manifest.get("ca_certificate"), path)
+    webhooks = _webhooks(manifest, seen)
     base_url, base_url_unset = _base_url(manifest["base_url"], os.environ if environ is None else environ)
     return Connector(
         name=name,
@@ -804,8 +806,27 @@ def _build_connector(
         rate_limit=RateLimit(**manifest["rate_limit"]) if "rate_limit" in manifest else None,
         breaker=BreakerPolicy(**manifest.get("circuit_breaker", {})),
         allow_networks=tuple(manifest.get("network", {}).get("allow", ())),
+        webhooks=webhooks,
         source=path,
     )
+
+
+def _webhooks(manifest: Mapping[str, Any], operations: set[str]) -> WebhookSpec | None:
+    """The `webhooks:` block; its events are listed by the tool `<name>_list_events`, so no operation may take
+    that name (it would shadow the tool, or the tool it)."""
+    raw = manifest.get("webhooks")
+    if raw is None:
+        return None
+    if EVENTS_TOOL_OPERATION in operations:
+        raise _Fault(
+            "$.webhooks",
+            f"the operation {EVENTS_TOOL_OPERATION!r} would clash with the webhook events tool "
+            f"{manifest['name']}_{EVENTS_TOOL_OPERATION}; rename the operation (or exclude it)",
+        )
+    try:
+        return webhook_spec(raw, _value_ref(raw["secret"]))
+    except WebhookSpecError as exc:
+        raise _Fault(f"$.webhooks.{exc.key}", str(exc)) from None
 
 
 def _claim_names(connector: Connector, owners: dict[str, Path]) -> None:
@@ -821,5 +842,13 @@ def _claim_names(connector: Connector, owners: dict[str, Path]) -> None:
                 f"$.operations[{index}].name",
                 f"tool name {tool_key.removeprefix('tool:')!r} is already used by {owners[tool_key]}",
             )
+    if connector.webhooks is not None:  # its events tool is a tool name like any other
+        events_key = f"tool:{connector.name}_{EVENTS_TOOL_OPERATION}"
+        if events_key in owners:
+            raise _Fault(
+                "$.webhooks",
+                f"the events tool {events_key.removeprefix('tool:')!r} clashes with a tool of {owners[events_key]}",
+            )
+        tool_keys.append(events_key)
     for claimed in (key, *tool_keys):
         owners[claimed] = connector.source

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import platformdirs
 
+from mcp_server._local_settings import LocalToolSettings
 from mcp_server._resources import bundled_dir
 from mcp_server._secrets import Secret
 
@@ -295,6 +296,9 @@ class Settings:
     access: AccessSettings = field(default_factory=AccessSettings)
     """Who may call the HTTP transports: client tokens, OAuth, scopes, `--read-only`, per-client limits."""
 
+    local_tools: LocalToolSettings = field(default_factory=LocalToolSettings)
+    """`batch_invoke` limits and the webhook event store (`MCP_CONNECTORS_BATCH_*`, `MCP_CONNECTORS_EVENTS_DB`)."""
+
     @classmethod
     def resolve(
         cls,
@@ -336,6 +340,8 @@ class Settings:
         overrides.setdefault("hashicorp", hashicorp)
         if "access" not in overrides:
             overrides["access"] = AccessSettings.from_environ(environ)
+        if "local_tools" not in overrides:
+            overrides["local_tools"] = LocalToolSettings.from_environ(environ)
         return cls(
             tools_dirs=tuple(tools_dirs),
             vault_path=vault_path,

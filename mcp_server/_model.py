@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_server._secrets import ValueRef
+from mcp_server._webhook_model import WebhookSpec
 
 ParameterLocation = Literal["path", "query", "header", "cookie"]
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -403,6 +404,8 @@ class Connector:
     """PEM of a private CA this connector's server certificates are trusted under, besides the system's."""
     allow_networks: tuple[str, ...] = ()
     """Private addresses (CIDRs or host names) this connector may reach besides its base URL's own host."""
+    webhooks: WebhookSpec | None = None
+    """Deliveries to `POST /webhooks/<name>`: signature check, event ids, retention (`_webhook_model`)."""
     source: Path | None = None
     error_format: ErrorFormat | None = None
     base_url_unset: str | None = None
