@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from mcp_server._access import build_access
+from mcp_server._builtin_tools import LocalTools
 from mcp_server._config import Settings
 from mcp_server._inbound import Authenticator, InboundAuth
 from mcp_server._metrics import CONTENT_TYPE_LATEST
@@ -82,6 +83,9 @@ def build_http_app(
     ops = Operations(pipeline, catalog, settings, drain=drain)  # reload, list_changed, /ready, /v1/status, drain
     authenticator = Authenticator(settings)  # client tokens / OAuth JWTs; scopes and per-client limits (_access)
     access = build_access(pipeline, settings, required=authenticator.required)
+    # batch_invoke, <connector>_list_events, events:// resources; webhooks follow the served catalog (reloads).
+    local = LocalTools.for_settings(pipeline, access, settings, catalog=lambda: ops.state.catalog)
+    ops.drain.closers.append(local.close_streams)  # /v1/events SSE streams end with the drain
     server = build_server(
         pipeline,
         page_size=settings.page_size,
@@ -89,11 +93,12 @@ def build_http_app(
         client="mcp-http",
         changes=ops.changes,
         access=access,
+        local=local,
     )
     # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
     session_manager = ops.session_manager(server)
     sse_transport = SseServerTransport("/messages/")
-    rest = RestApi(pipeline, access)
+    rest = RestApi(pipeline, access, local)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -110,7 +115,7 @@ def build_http_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
-        async with pipeline, session_manager.run(), ops.running(http=True):
+        async with pipeline, session_manager.run(), ops.running(http=True), local.running():
             yield
 
     routes: list[Route | Mount] = [

@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_server._access import Access, OverClientLimit, forbidden_response, over_limit_response
-from mcp_server._errors import ToolError, UnknownTool
+from mcp_server._builtin_tools import ListedTool, LocalTools
+from mcp_server._errors import Forbidden, ToolError, UnknownTool
 from mcp_server._pipeline import Outcome, Pipeline
-from mcp_server._registry import ToolSpec
 from mcp_server._rest_openapi import openapi_document
 from mcp_server._server import SERVER_NAME
 from mcp_server._version import server_version
@@ -55,7 +55,7 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-TOOL_FORMATS: dict[str, Callable[[ToolSpec], dict[str, Any]]] = {
+TOOL_FORMATS: dict[str, Callable[[ListedTool], dict[str, Any]]] = {
     "default": lambda t: {"name": t.name, "description": t.description, "parameters": dict(t.input_schema)},
     "openai": lambda t: {
         "type": "function",
@@ -112,10 +112,12 @@ async def _unless_disconnected(request: Request, call: Awaitable[Outcome]) -> Ou
 
 
 class RestApi:
-    def __init__(self, pipeline: Pipeline, access: Access | None = None) -> None:
-        """`access` applies the HTTP client's scopes and limits (`_access`); without it everything is served."""
+    def __init__(self, pipeline: Pipeline, access: Access | None = None, local: LocalTools | None = None) -> None:
+        """`access` applies the HTTP client's scopes and limits (`_access`); without it everything is served.
+        `local`: the built-in tools (`_builtin_tools`), listed after the registry's and invoked without the pipeline."""
         self._pipeline = pipeline
         self._access = access or Access(pipeline)
+        self._local = local
         self._openapi: bytes | None = None
 
     def routes(self) -> list[Route]:
@@ -162,11 +164,13 @@ class RestApi:
         if fmt not in TOOL_FORMATS:
             return rest_error(400, "bad_request", f"Unknown format {fmt!r}", allowed=sorted(TOOL_FORMATS))
         # Only what this client may call; cached per scope set, and dropped when a reload swaps the registry.
-        view = self._access.view(self._access.principal(request))
+        principal = self._access.principal(request)
+        view = self._access.view(principal)
         listing = view.listings.get(fmt)
         if listing is None:
             convert = TOOL_FORMATS[fmt]
-            tools = [convert(tool) for tool in view.registry]
+            builtins = self._local.listed(principal) if self._local is not None else []  # same scopes: same cache
+            tools = [convert(tool) for tool in (*view.registry, *builtins)]
             listing = view.listings[fmt] = json.dumps({"tools": tools}, ensure_ascii=False).encode()
         return Response(listing, media_type="application/json")
 
@@ -184,6 +188,13 @@ class RestApi:
         if not isinstance(parameters, dict):
             return rest_error(400, "bad_request", '"parameters" must be a JSON object')
         principal = self._access.principal(request)
+        if self._local is not None and self._local.serves(tool_name):  # built-ins never reach the HTTP pipeline
+            return _local_response(
+                await _unless_disconnected(
+                    request,
+                    self._local.call(principal, tool_name, cast(dict[str, Any], parameters), transport="rest"),
+                )
+            )
         try:
             refusal = self._access.check(principal, tool_name)  # before the task group, which would wrap errors
         except UnknownTool as exc:
@@ -212,3 +223,19 @@ class RestApi:
         if outcome.note:
             body["note"] = outcome.note
         return JSONResponse(body, headers=headers)
+
+
+def _local_response(outcome: Outcome | None) -> Response:
+    """A built-in's outcome as /v1/invoke answers any tool's (the client limits' own 403/429 shapes included)."""
+    if outcome is None:
+        return Response(status_code=499)  # nobody is listening; the calls in flight were cancelled
+    if isinstance(outcome, OverClientLimit):
+        return over_limit_response(outcome)
+    if isinstance(outcome, Forbidden):
+        return forbidden_response(outcome)
+    if isinstance(outcome, ToolError):
+        return JSONResponse(outcome.to_body(), status_code=STATUS_BY_CODE.get(outcome.error_code, 500))
+    body: dict[str, Any] = {"success": True, "result": outcome.value if outcome.is_json else outcome.text}
+    if outcome.note:
+        body["note"] = outcome.note
+    return JSONResponse(body)

@@ -11,6 +11,7 @@ from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
 from mcp_server._access import Access
+from mcp_server._builtin_tools import LocalTools
 from mcp_server._changes import ConnectorServer, ToolListChanges
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._listing_cache import ListingCache
@@ -52,6 +53,7 @@ def build_server(
     client: str = "mcp",
     changes: ToolListChanges | None = None,
     access: Access | None = None,
+    local: LocalTools | None = None,
 ) -> Server[Any]:
     """`client` names the transport in the audit log (`stdio`, `mcp-http`).
 
@@ -60,27 +62,43 @@ def build_server(
 
     Handlers read `pipeline.registry` on every request, so a catalog reload that swaps it is served at
     once; `changes` (when given) tells connected clients about it.
+
+    `local` adds the built-in tools (`batch_invoke`, `<connector>_list_events`) and the `events://` resources.
     """
     access = access or Access(pipeline)
     meta = MetaTools(pipeline, access) if discovery else None
+
+    def builtins(ctx: ServerRequestContext[Any]) -> list[types.Tool]:
+        return [tool.mcp_tool for tool in local.listed(access.principal(ctx.request))] if local is not None else []
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         cursor = params.cursor if params is not None else None
-        if meta is not None:
+        if meta is not None:  # the three meta-tools are the whole listing; built-ins stay callable by name
             return types.ListToolsResult(tools=META_TOOLS)
         view = access.view(access.principal(ctx.request))  # only what this client may call
         try:
             tools, next_cursor = view.registry.page(cursor, page_size)
         except InvalidCursor as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        return types.ListToolsResult(tools=[tool.mcp_tool for tool in tools], next_cursor=next_cursor)
+        listed = [tool.mcp_tool for tool in tools]
+        if next_cursor is None:  # built-ins close the listing, after the last registry page
+            listed += builtins(ctx)
+        return types.ListToolsResult(tools=listed, next_cursor=next_cursor)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         principal = access.principal(ctx.request)
         try:
-            if meta is not None:
+            if local is not None and local.serves(params.name):  # built-ins never reach the HTTP pipeline
+                outcome = await local.call(
+                    principal,
+                    params.name,
+                    params.arguments,
+                    transport=client,
+                    progress=ctx.session.report_progress,
+                )
+            elif meta is not None:
                 outcome = await meta.call(
                     params.name,
                     params.arguments or {},
@@ -116,9 +134,12 @@ def build_server(
 
         def listing(ctx: ServerRequestContext[Any]) -> tuple[object, ...]:
             principal = access.principal(ctx.request)
-            return (access.view(principal).registry, page_size)
+            names = tuple(tool.name for tool in local.listed(principal)) if local is not None else ()
+            return (access.view(principal).registry, page_size, names)
 
         server.middleware.append(ListingCache(listing))
     if changes is not None:
         changes.attach(server)
+    if local is not None:
+        local.attach(server, changes)  # events://<connector> resources and their notifications
     return server

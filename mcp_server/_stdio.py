@@ -6,20 +6,25 @@ from mcp.server.stdio import stdio_server
 
 from mcp_server._access import Access
 from mcp_server._app import Application
+from mcp_server._builtin_tools import LocalTools
 from mcp_server._ops import Operations
 from mcp_server._server import build_server
 
 
 async def serve_stdio(app: Application) -> None:
     ops = Operations(app.pipeline, app.catalog, app.settings)  # hot reload and tools/list_changed, as over HTTP
+    access = Access(app.pipeline, read_only=app.settings.access.read_only)  # local: no scopes, only --read-only
+    # batch_invoke and <connector>_list_events (reading the event store the HTTP server's webhooks fill).
+    local = LocalTools.for_settings(app.pipeline, access, app.settings, catalog=lambda: ops.state.catalog)
     server = build_server(
         app.pipeline,
         page_size=app.settings.page_size,
         discovery=app.settings.discovery,
         client="stdio",
         changes=ops.changes,
-        access=Access(app.pipeline, read_only=app.settings.access.read_only),  # local: no scopes, only --read-only
+        access=access,
+        local=local,
     )
     # stdio_server moves fd 1 aside, so a stray print from any library lands on stderr, not in the protocol.
-    async with app.pipeline, ops.running(http=False), stdio_server() as (read_stream, write_stream):
+    async with app.pipeline, ops.running(http=False), local.running(), stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
