@@ -200,7 +200,17 @@ class FakeGitHub(FakeUpstream):
                     {"total_count": 1, "incomplete_results": False, "items": [repo_json("octocat", query["q"])]}
                 )
             case ("GET", "repos", owner, repo, "issues"):
-                return JSONResponse([issue_json(owner, repo, 1347, "Found a bug")])
+                # Five issues, newest first, paged as GitHub does: a Link header (here in GitHub's
+                # /repositories/{id} form, which it often uses) names the next and last pages.
+                per_page, page = int(query.get("per_page", "30")), int(query.get("page", "1"))
+                numbers = list(range(1347, 1342, -1))[(page - 1) * per_page : page * per_page]
+                last = (5 + per_page - 1) // per_page
+                link = f"<https://api.github.com/repositories/1296269/issues?per_page={per_page}&page={{}}>"
+                links = ([f'{link.format(page + 1)}; rel="next"'] if page < last else []) + [
+                    f'{link.format(last)}; rel="last"'
+                ]
+                issues = [issue_json(owner, repo, number, "Found a bug") for number in numbers]
+                return JSONResponse(issues, headers={"link": ", ".join(links)})
             case ("GET", "repos", owner, repo, "issues", number) if number.isdigit():
                 return JSONResponse(issue_json(owner, repo, int(number), "Found a bug"))
             case ("POST", "repos", owner, repo, "issues"):
@@ -333,13 +343,14 @@ async def test_list_user_repos(pipeline: Pipeline, github: FakeGitHub) -> None:
     }
     value = ok(await pipeline.invoke("github_list_user_repos", arguments))
     sent(github, "GET", "/users/octocat/repos", "type=owner&sort=updated&direction=asc&per_page=5&page=2")
-    assert [repo["full_name"] for repo in value] == ["octocat/Hello-World", "octocat/Spoon-Knife"]
+    assert [repo["full_name"] for repo in value["items"]] == ["octocat/Hello-World", "octocat/Spoon-Knife"]
+    assert value["has_more"] is False and value["next_page"] is None  # no Link header: the last page
 
 
 async def test_list_org_repos(pipeline: Pipeline, github: FakeGitHub) -> None:
     value = ok(await pipeline.invoke("github_list_org_repos", {"org": "github", "type": "public", "per_page": 100}))
     sent(github, "GET", "/orgs/github/repos", "type=public&per_page=100")
-    assert value[0]["full_name"] == "github/.github"
+    assert value["items"][0]["full_name"] == "github/.github"
 
 
 async def test_get_repo(pipeline: Pipeline, github: FakeGitHub) -> None:
@@ -379,7 +390,7 @@ async def test_list_issues(pipeline: Pipeline, github: FakeGitHub) -> None:
         "/repos/octocat/Hello-World/issues",
         "state=all&labels=bug%2Cui%2C%40high&assignee=%2A&since=2024-01-31T00%3A00%3A00Z&per_page=50",
     )
-    assert value[0]["number"] == 1347
+    assert value["items"][0]["number"] == 1347
 
 
 async def test_get_issue(pipeline: Pipeline, github: FakeGitHub) -> None:
@@ -448,7 +459,23 @@ async def test_list_pull_requests(pipeline: Pipeline, github: FakeGitHub) -> Non
         "/repos/octocat/Hello-World/pulls",
         "state=open&head=octocat%3Anew-topic&base=main&sort=long-running&per_page=2",
     )
-    assert value[0]["title"] == "Amazing new feature"
+    assert value["items"][0]["title"] == "Amazing new feature"
+
+
+async def test_list_issues_follows_the_link_header(pipeline: Pipeline, github: FakeGitHub) -> None:
+    first = ok(await pipeline.invoke("github_list_issues", {"owner": "octocat", "repo": "Hello-World", "per_page": 2}))
+    assert [issue["number"] for issue in first["items"]] == [1347, 1346]
+    assert first["has_more"] is True and first["next_page"] == {"page": 2}
+    github.requests.clear()
+    arguments = {"owner": "octocat", "repo": "Hello-World", "per_page": 2, "all_pages": True}
+    everything = ok(await pipeline.invoke("github_list_issues", arguments))
+    assert [issue["number"] for issue in everything["items"]] == [1347, 1346, 1345, 1344, 1343]
+    assert everything["pages"] == 3 and everything["truncated"] is False and everything["next_page"] is None
+    assert [request.query for request in github.requests] == [
+        "per_page=2",
+        "per_page=2&page=2",
+        "per_page=2&page=3",
+    ]
 
 
 # ------------------------------------------------------------------ encoding, validation and GitHub's errors
