@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from mcp_server._access import build_access
+from mcp_server._app import open_vault
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._config import Settings
 from mcp_server._inbound import Authenticator, InboundAuth
@@ -29,6 +30,7 @@ from mcp_server._pipeline import Pipeline
 from mcp_server._rest import RestApi, rest_error
 from mcp_server._security import HostOriginGuard
 from mcp_server._server import build_server
+from mcp_server._webhooks import WebhookEndpoints
 from mcp_server._wire import WireGuard
 
 logger = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ def build_http_app(
     session_manager = ops.session_manager(server)
     sse_transport = SseServerTransport("/messages/")
     rest = RestApi(pipeline, access, local)
+    webhooks = WebhookEndpoints(local, access, pipeline, open_vault(settings), environ=settings.environ)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -127,6 +130,7 @@ def build_http_app(
         Route("/ready", ops.readiness.ready, methods=["GET"]),
         Route("/v1/status", ops.readiness.status, methods=["GET"]),
         *rest.routes(),
+        *webhooks.routes(),  # POST /webhooks/{connector}, GET /v1/events/{connector}
         *authenticator.metadata_routes(pipeline),  # /.well-known/oauth-protected-resource[/mcp] (OAuth mode)
     ]
     return Starlette(

@@ -7,6 +7,7 @@ non-loopback bind refuses to start unless `--allow-unauthenticated` (`exposure_p
 
 Paths:
   /health, /ready, /.well-known/*     always open
+  /webhooks/*                         open: senders prove themselves with a signature (`_webhooks`)
   /metrics, /v1/status                a token with the `operator` scope
   everything else (/mcp, /sse, /messages/, /v1/...)   a token with at least one tools scope
 
@@ -51,6 +52,7 @@ REALM = "mcp-connectors"
 OPEN_PATHS = frozenset({"/health", "/ready"})
 OPERATOR_PATHS = frozenset({"/metrics", "/v1/status"})
 WELL_KNOWN = "/.well-known/"
+WEBHOOKS = "/webhooks/"
 PROTECTED_RESOURCE = "/.well-known/oauth-protected-resource"
 
 
@@ -208,7 +210,7 @@ class InboundAuth:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path in OPEN_PATHS or path.startswith(WELL_KNOWN) or not self.auth.required():
+        if path in OPEN_PATHS or path.startswith((WELL_KNOWN, WEBHOOKS)) or not self.auth.required():
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get("authorization", "")
