@@ -546,9 +546,8 @@ def test_every_stripe_tool_is_described_and_has_an_output_schema(tmp_path: Path)
         read_only = name.startswith(("stripe_list_", "stripe_get_"))
         assert tool.annotations["readOnlyHint"] is read_only, name
     assert tools["stripe_cancel_subscription"].annotations["destructiveHint"] is True
-    assert tools["stripe_list_charges"].mcp_tool.output_schema["properties"]["items"]["items"]["properties"][
-        "object"
-    ] == {"const": "charge"}
+    listed = tools["stripe_list_charges"].output_schema or {}
+    assert listed["properties"]["items"]["items"]["properties"]["object"] == {"const": "charge"}
 
 
 async def test_the_sdk_client_validates_our_structured_content(tmp_path: Path, stripe: FakeStripe) -> None:
