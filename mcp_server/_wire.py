@@ -8,6 +8,8 @@
   a client that goes away mid-body gets nothing (and logs nothing);
 - checks `Content-Type: application/json` on MCP POSTs (415) and, on `/messages/`, that the body is
   one JSON-RPC message (400 with a JSON-RPC parse or invalid-request error) before the SDK sees it;
+- refuses (400) a request whose id is not a string or an integer, or that also carries a result or
+  error, which the SDK would take for a notification or a response and never answer;
 - turns any non-JSON error answer (the SDK's plain-text 400/404/413, its empty 405/406) into a JSON
   one: a JSON-RPC error object on the MCP endpoints, the REST error shape elsewhere. The status and
   other headers (`Allow`, `Mcp-Session-Id`) are kept; successful answers pass untouched.
@@ -19,7 +21,7 @@ import json
 import math
 from collections import deque
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import anyio
 from mcp_types import INVALID_REQUEST, PARSE_ERROR, jsonrpc_message_adapter
@@ -140,7 +142,7 @@ class WireGuard:
                 # Nothing worth reading: answer at once and let the connection close.
                 await _send_error(send, 413, _too_large(limit), mcp=mcp, close=True)
                 return
-        if declared or "transfer-encoding" in headers:
+        if declared or "transfer-encoding" in headers or (mcp and method == "POST"):
             try:
                 with anyio.fail_after(self.body_timeout):
                     body, complete = await self._read_body(receive, limit)
@@ -154,8 +156,9 @@ class WireGuard:
             if not complete:
                 await _send_error(send, 413, _too_large(limit), mcp=mcp, close=True)
                 return
-            if mcp and method == "POST" and path.startswith("/messages/"):
-                problem = _jsonrpc_problem(body)
+            if mcp and method == "POST":
+                problem = _jsonrpc_problem(body) if path.startswith("/messages/") else None
+                problem = problem or _envelope_problem(body)
                 if problem is not None:
                     await _send_error(send, 400, problem[1], mcp=True, code=problem[0])
                     return
@@ -202,6 +205,33 @@ def _jsonrpc_problem(body: bytes) -> tuple[int, str] | None:
             return PARSE_ERROR, "Parse error: the body is not valid UTF-8 JSON"
         return INVALID_REQUEST, "Invalid Request: the body must be one JSON-RPC 2.0 request, notification or response"
     return None
+
+
+def _envelope_problem(body: bytes) -> tuple[int, str] | None:
+    """A message the SDK would accept and then never answer, though its sender waits for an answer.
+
+    The SDK's message union takes the first model that fits and ignores extra keys, so a request
+    whose `id` is neither a string nor an integer (`2.0`, `true`, an object, or `null` on anything
+    but a `notifications/...` method: MCP ids MUST NOT be null) passes as a notification, and a
+    request that also carries `result` or `error` as a response: 202, and nothing ever comes back.
+    """
+    try:
+        decoded: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # the SDK answers a parse error
+    if not isinstance(decoded, dict) or "method" not in decoded:
+        return None
+    message = cast(dict[str, Any], decoded)
+    if "result" in message or "error" in message:
+        return INVALID_REQUEST, "Invalid Request: a message has a method or a result/error, not both"
+    if "id" not in message:
+        return None
+    request_id, method = message["id"], message["method"]
+    if isinstance(request_id, str) or (isinstance(request_id, int) and not isinstance(request_id, bool)):
+        return None
+    if request_id is None and isinstance(method, str) and method.startswith("notifications/"):
+        return None  # a notification with a stray `"id": null`: let it through as one
+    return INVALID_REQUEST, "Invalid Request: a request id must be a string or an integer"
 
 
 def _phrase(status: int) -> str:

@@ -53,11 +53,13 @@ def exchange(
     host: str | None = "default",
     deadline: float = DEADLINE,
     content_length: bool = True,
+    read_stream: bool = False,
 ) -> WireResponse:
     """Send one request with exactly these headers (plus Host and Content-Length unless told otherwise).
 
     A `text/event-stream` answer is returned as soon as its headers arrive (`streaming=True`), since
-    such a stream is open-ended.
+    such a stream may be open-ended; with `read_stream`, it is read to its end (`Hang` if it does not
+    end before the deadline: the stream answering a POST must close after the response).
     """
     items = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     lines = [f"{method} {path} HTTP/1.1"]
@@ -75,7 +77,11 @@ def exchange(
     with socket.create_connection(("127.0.0.1", port), timeout=deadline) as sock:
         with contextlib.suppress(OSError):  # the server may answer (413) and close before taking the whole body
             sock.sendall(request)
-        return _read_response(sock, end)
+        t0 = time.monotonic()
+        r = _read_response(sock, end, read_stream)
+        if os.environ.get("SLOW_LOG") and time.monotonic() - t0 > 0.5:
+            print("SLOW", round(time.monotonic() - t0, 2), method, path, items, body[:150], r.status, r.body[:200])
+        return r
 
 
 def _recv(sock: socket.socket, end: float) -> bytes:
@@ -91,7 +97,7 @@ def _recv(sock: socket.socket, end: float) -> bytes:
         return b""
 
 
-def _read_response(sock: socket.socket, end: float) -> WireResponse:
+def _read_response(sock: socket.socket, end: float, read_stream: bool = False) -> WireResponse:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = _recv(sock, end)
@@ -104,6 +110,11 @@ def _read_response(sock: socket.socket, end: float) -> WireResponse:
     raw_headers = [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in header_lines)]
     headers = dict(raw_headers)
     if headers.get("content-type", "").startswith("text/event-stream"):
+        if read_stream:
+            while chunk := _recv(sock, end):
+                rest += chunk
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                rest = _dechunk(rest)
         return WireResponse(status, headers, rest, streaming=True, raw_headers=raw_headers)
     if "content-length" in headers:
         length = int(headers["content-length"])
@@ -134,6 +145,16 @@ def _dechunk(data: bytes) -> bytes:
             break
         out, data = out + data[:size], data[size + 2 :]
     return out
+
+
+def sse_data(stream: bytes) -> list[str]:
+    """The `data` of every event in an SSE body (pings and comments skipped)."""
+    events: list[str] = []
+    for block in stream.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n\n"):
+        data = [line[5:].strip() for line in block.split("\n") if line.startswith("data:")]
+        if data and any(data):
+            events.append("\n".join(data))
+    return events
 
 
 def is_jsonrpc_error(body: Any) -> bool:
@@ -226,7 +247,7 @@ class SseSession:
         sent = {"Content-Type": "application/json", **(headers or {})}
         return exchange(self.port, "POST", self.endpoint, sent, body)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, request_id: int = 1) -> dict[str, Any]:
+    def call(self, method: str, params: dict[str, Any] | None = None, request_id: int | str = 1) -> dict[str, Any]:
         """A JSON-RPC request over the session; its answer from the stream."""
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:

@@ -201,6 +201,56 @@ async def test_unit_messages_body_is_one_jsonrpc_message(body: bytes, code: int)
     )
 
 
+@pytest.mark.parametrize("path", ["/mcp", "/messages/"])
+@pytest.mark.parametrize(
+    ("request_id", "method", "refused"),
+    [
+        (True, "ping", True),
+        (2.0, "ping", True),
+        ({"a": 1}, "ping", True),
+        ([1], "tools/list", True),
+        (None, "ping", True),
+        (None, "notifications/initialized", False),
+        (7, "ping", False),
+        ("seven", "ping", False),
+        (10**30, "ping", False),
+    ],
+)
+async def test_unit_request_ids_must_be_strings_or_integers(
+    path: str, request_id: object, method: str, refused: bool
+) -> None:
+    """A request with any other id would be taken for a notification by the SDK and never answered."""
+    inner = Inner(202, b"text/plain", b"Accepted")
+    body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method}).encode()
+    scope = http_scope(path, headers={"content-length": str(len(body))})
+    status, _, answer, _ = await run_guard(WireGuard(inner), scope, [body])
+    if refused:
+        assert status == 400 and inner.calls == 0
+        decoded = json.loads(answer)
+        assert decoded["error"]["code"] == -32600 and decoded["id"] is None
+    else:
+        assert status == 202 and inner.received == body
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/messages/"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": [], "result": {}},  # found by the fuzz
+        {"jsonrpc": "2.0", "id": 1, "method": "ping", "error": {"code": 1, "message": "x"}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized", "result": {}},
+    ],
+)
+async def test_unit_method_with_result_is_refused(path: str, message: dict[str, object]) -> None:
+    """The SDK would take it for a response (or a notification) and never answer the request."""
+    inner = Inner(202, b"text/plain", b"Accepted")
+    body = json.dumps(message).encode()
+    status, _, answer, _ = await run_guard(
+        WireGuard(inner), http_scope(path, headers={"content-length": str(len(body))}), [body]
+    )
+    assert status == 400 and json.loads(answer)["error"]["code"] == -32600 and inner.calls == 0
+
+
 @pytest.mark.parametrize(
     ("path", "status", "content_type", "body", "message"),
     [
@@ -340,6 +390,7 @@ MCP_CASES: list[tuple[str, str, dict[str, str], bytes, int]] = [
     ("POST", f"/messages/?session_id={UNKNOWN_SESSION}", {"Content-Type": "text/plain"}, PING, 415),
     ("POST", f"/messages/?session_id={UNKNOWN_SESSION}", JSON, b"{not json", 400),
     ("POST", f"/messages/?session_id={UNKNOWN_SESSION}", JSON, NESTED, 400),
+    ("POST", f"/messages/?session_id={UNKNOWN_SESSION}", JSON, b"", 400),
     ("GET", f"/messages/?session_id={UNKNOWN_SESSION}", {}, b"", 405),
     ("DELETE", "/messages/", {}, b"", 405),
 ]
@@ -458,7 +509,13 @@ def test_sse_session_survives_bad_messages(server: ServerProcess) -> None:
     session = SseSession(port_of(server.url))
     try:
         session.initialize()
-        for body, code in [(b"{nope", -32700), (b"\xff\xfe", -32700), (b"[1, 2]", -32600), (b"{}", -32600)]:
+        for body, code in [
+            (b"{nope", -32700),
+            (b"\xff\xfe", -32700),
+            (b"[1, 2]", -32600),
+            (b"{}", -32600),
+            (b"", -32700),
+        ]:
             answer = assert_json_error(session.post(body), 400, mcp=True)
             assert answer["error"]["code"] == code
         assert_json_error(session.post(PING, {"Content-Type": "text/plain"}), 415, mcp=True)
@@ -467,6 +524,25 @@ def test_sse_session_survives_bad_messages(server: ServerProcess) -> None:
         assert listing["result"]["tools"]
     finally:
         session.close()
+    assert "Failed to parse message" not in server.log()  # refused before the SDK, which logs a traceback
+
+
+@pytest.mark.parametrize("request_id", [True, 2.0, None, {"id": 1}])
+def test_requests_with_odd_ids_are_answered_not_dropped(server: ServerProcess, request_id: object) -> None:
+    """The SDK took these for notifications: 202, and the client waited for ever. Now 400."""
+    body = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "ping"}).encode()
+    session = SseSession(port_of(server.url))
+    try:
+        session.initialize()
+        assert_json_error(session.post(body), 400, mcp=True)
+        both = b'{"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": [], "result": {}}'
+        assert_json_error(session.post(both), 400, mcp=True)
+        assert session.call("ping", request_id=3) == {"jsonrpc": "2.0", "id": 3, "result": {}}
+    finally:
+        session.close()
+    port = port_of(server.url)
+    assert_json_error(exchange(port, "POST", "/mcp", {**JSON, "Mcp-Session-Id": UNKNOWN_SESSION}, body), 400, mcp=True)
+    assert_json_error(exchange(port, "POST", "/mcp", {**MODERN, "Mcp-Method": "ping"}, body), 400, mcp=True)
 
 
 def test_unknown_and_deleted_streamable_sessions(server: ServerProcess) -> None:
@@ -494,4 +570,3 @@ async def test_valid_clients_still_work(server: ServerProcess) -> None:
     async with Client(f"{server.url}/mcp", mode="legacy") as client:
         assert (await client.list_tools()).tools
     assert_alive(server)
-
