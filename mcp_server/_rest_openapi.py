@@ -1,6 +1,7 @@
 """The REST façade's own OpenAPI 3.1 description, served at `GET /v1/openapi.json`.
 
-Written by hand as a dict: the routes of `_rest.py`, `/v1/status`, `/ready`, `/health` and `/metrics`.
+Written by hand as a dict: the routes of `_rest.py`, `/v1/events/{connector}` (`_webhooks.py`),
+`/v1/status`, `/ready`, `/health` and `/metrics`.
 Every response a route can give is listed, errors included: the façade's error shape
 (`{"error", "message", "details"}`) for protocol-level failures and the tool error body for a
 failed tool call. `tests/test_fuzz_rest.py` fuzzes the running server from this document with
@@ -326,6 +327,49 @@ def _paths() -> dict[str, Any]:
                 "summary": "This document",
                 "responses": _responses(
                     {"200": {"description": "OpenAPI 3.1.", "content": _json({"type": "object"})}}, body=False
+                ),
+            }
+        },
+        "/v1/events/{connector}": {
+            "get": {
+                "operationId": "events",
+                "summary": "A server-sent event stream of the connector's incoming webhook events",
+                "parameters": [
+                    {
+                        "name": "connector",
+                        "in": "path",
+                        "required": True,
+                        "description": "A connector whose manifest has a `webhooks` block.",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "description": "Resume after this event (its seq); the stream's own `id:` values.",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "required": False,
+                        "description": "The same, for clients that cannot set headers.",
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                    },
+                ],
+                "responses": _responses(
+                    {
+                        "200": {
+                            "description": "`text/event-stream`: `id:` the event's seq, `data:` its JSON; open-ended.",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        }
+                    },
+                    body=False,
+                    extra={
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        "404": _error("The connector receives no webhooks (or does not exist)."),
+                        "503": _error("The event store cannot be read."),
+                    },
                 ),
             }
         },

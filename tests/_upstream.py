@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 
 @dataclass
@@ -91,13 +92,21 @@ class FakeUpstream:
         return JSONResponse({"message": "no such route"}, status_code=404)
 
     def app(self) -> Starlette:
-        return Starlette(
+        app = Starlette(
             routes=[
                 Route(
                     "/{path:path}", self._handle, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
                 )
             ]
         )
+
+        async def unmatched(scope: Scope, receive: Receive, send: Send) -> None:
+            # A path with a newline (%0A) escapes the route's `.*`; it is still a request to record and echo.
+            response = await self._handle(Request(scope, receive))
+            await response(scope, receive, send)
+
+        app.router.default = unmatched
+        return app
 
 
 def free_port() -> int:
