@@ -7,6 +7,7 @@ covers the REST façade, `/health` and `/metrics` too, and any bind address.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -18,8 +19,15 @@ from mcp_server._config import LOOPBACK_HOSTS
 WILDCARD_BINDS = ("0.0.0.0", "::", "")  # noqa: S104 - recognising a wildcard bind, not binding one
 
 
+# RFC 9110 Host: uri-host [ ":" port ] — an IP literal in brackets or a name, nothing else (no
+# userinfo, path, query or fragment for a URL parser to skip over).
+_HOST_SHAPE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s/\\?#@\[\]:]+)(:[0-9]{1,5})?")
+
+
 def _hostname(host_header: str) -> str | None:
     """`example.com:8765` → `example.com`; `[::1]:8765` → `::1`; None if unparseable."""
+    if not _HOST_SHAPE.fullmatch(host_header):
+        return None
     try:
         parsed = urlsplit(f"//{host_header}")
         _ = parsed.port  # raises on a non-numeric port
@@ -63,6 +71,8 @@ class HostOriginGuard:
             _ = parsed.port  # raises on a non-numeric or out-of-range port
         except ValueError:  # `http://[::1` and the like: refused, not a 500
             return False
+        if not _HOST_SHAPE.fullmatch(parsed.netloc) or parsed.path or parsed.query or parsed.fragment:
+            return False  # an Origin is scheme://host[:port] only; no userinfo, path, query or fragment
         return parsed.scheme in ("http", "https") and (parsed.hostname or "") in self.allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
