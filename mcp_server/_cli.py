@@ -282,7 +282,18 @@ def _cmd_tools(args: argparse.Namespace) -> int:
     app = build_application(_settings(args))
     tools = list(app.pipeline.registry)
     if args.json:
-        print(json.dumps([TOOL_FORMATS["mcp"](tool) for tool in tools], indent=2, ensure_ascii=False))
+        listed = [TOOL_FORMATS["mcp"](tool) for tool in tools]
+        # Exactly what a local client's tools/list shows: the built-ins (batch_invoke, ..._list_events) close it.
+        from mcp_server._access import Access, principal_of
+        from mcp_server._builtin_tools import LocalTools
+
+        access = Access(app.pipeline, read_only=app.settings.access.read_only)
+        local = LocalTools.for_settings(app.pipeline, access, app.settings, catalog=lambda: app.catalog)
+        listed += [
+            tool.mcp_tool.model_dump(by_alias=True, mode="json", exclude_none=True)
+            for tool in local.listed(principal_of(None))
+        ]
+        print(json.dumps(listed, indent=2, ensure_ascii=False))
         return 0
     width = max((len(tool.name) for tool in tools), default=0)
     for tool in tools:
