@@ -60,6 +60,7 @@ def declared_operations(path: Path) -> int:
     paths = document.get("paths") if isinstance(document, dict) else None
     if not isinstance(paths, dict):
         return 0
+
     def local(item: Any) -> Any:
         # A path item may be a local `$ref` to another path item (surevoip.co.uk has two).
         ref = item.get("$ref") if isinstance(item, dict) else None
