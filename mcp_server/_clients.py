@@ -215,10 +215,10 @@ class ClientsFile:
             clients: object = cast(dict[str, Any], doc).get("clients", {})
             if not isinstance(clients, dict):
                 raise ValueError('"clients" must be an object')
-            return {
-                name: ClientRecord.from_json(name, cast(Mapping[str, Any], data))
-                for name, data in cast(dict[str, Any], clients).items()
-            }
+            entries = cast(dict[str, Any], clients)
+            if not all(isinstance(data, dict) for data in entries.values()):
+                raise ValueError("every client must be an object")
+            return {name: ClientRecord.from_json(name, cast(Mapping[str, Any], data)) for name, data in entries.items()}
         except (ValueError, KeyError, TypeError) as exc:
             raise ClientsFileError(f"the clients file {self.path} is not valid: {exc}") from None
 

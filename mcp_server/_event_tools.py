@@ -66,6 +66,7 @@ LIST_EVENTS_SCHEMA: dict[str, Any] = {
         "before": {
             "type": "integer",
             "minimum": 1,
+            "maximum": 2**63 - 1,  # SQLite's integer range: beyond it the bind itself fails
             "description": "Only events older than this seq: pass next_before of the previous answer to page back.",
         },
     },

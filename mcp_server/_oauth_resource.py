@@ -229,6 +229,8 @@ class OAuthResource:
             raise AuthRefused.invalid("The access token's signature is not valid") from None
         except jwt.PyJWTError as exc:
             raise AuthRefused.invalid(f"The access token is not valid: {_plain(str(exc))}") from None
+        except (TypeError, ValueError):  # PyJWT's answer to an algorithm of another key family (ES256 vs an RSA key)
+            raise AuthRefused.invalid("The access token's algorithm does not match its key") from None
         subject = claims.get("sub")
         client_id = claims.get("client_id") or claims.get("azp")
         who = subject if isinstance(subject, str) and subject else client_id

@@ -118,6 +118,8 @@ async def _no_progress(progress: float, total: float | None, message: str) -> No
 def credential_header_names(connector: Connector) -> set[str]:
     """Headers that carry credentials; a redirect to another origin must not receive them."""
     names = {name for name, ref in connector.headers.items() if ref.is_sensitive}
+    # An operation's own `{secret:}`/`{env:}` headers are credentials too (one client serves every operation).
+    names.update(name for op in connector.operations for name, ref in op.headers.items() if ref.is_sensitive)
     auth = connector.auth
     if isinstance(auth, BearerAuth | BasicAuth | OAuth2ClientCredentials | OAuth2AuthorizationCode | SigV4Auth):
         names.update(("authorization", "x-amz-security-token"))

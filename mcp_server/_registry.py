@@ -108,12 +108,14 @@ class ToolSpec:
 
 
 def tool_annotations(operation: Operation) -> dict[str, bool]:
-    """Hints from the method, then whatever the manifest says explicitly."""
-    read_only = operation.method in READ_ONLY_METHODS
+    """Hints from the methods the tool may send (its variants' too: a GET tool with a POST variant is not read-only),
+    then what the manifest says explicitly (a POST search endpoint may declare itself read-only)."""
+    methods = {operation.method, *(variant.operation.method for variant in operation.variants)}
+    read_only = methods <= READ_ONLY_METHODS
     hints: dict[str, bool] = {"readOnlyHint": read_only, "openWorldHint": True}
     if not read_only:
-        hints["destructiveHint"] = operation.method == "DELETE"
-        hints["idempotentHint"] = operation.method in IDEMPOTENT_METHODS
+        hints["destructiveHint"] = "DELETE" in methods
+        hints["idempotentHint"] = methods <= IDEMPOTENT_METHODS
     hints.update(operation.annotations)
     return hints
 

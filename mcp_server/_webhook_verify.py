@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import math
+import re
 from collections.abc import Mapping
 
 from mcp_server._webhook_model import WebhookSpec
@@ -93,7 +94,8 @@ def verify_stripe(header: str | None, body: bytes, secret: str, *, tolerance: fl
             signature = _hex_bytes(value.strip())
             if signature is not None:
                 signatures.append(signature)
-    if len(timestamps) != 1 or not timestamps[0].isdigit() or not signatures:
+    # ASCII digits only: str.isdigit() also admits "²", which then fails to encode.
+    if len(timestamps) != 1 or re.fullmatch(r"[0-9]{1,12}", timestamps[0]) is None or not signatures:
         raise Rejection(
             400, "signature_malformed", f"The {STRIPE_HEADER} header needs one t=<unix time> and a v1=<hex signature>"
         )

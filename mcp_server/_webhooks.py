@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, cast
@@ -238,11 +239,13 @@ class WebhookEndpoints:
         if not self._local.may_read_events(principal, name):
             return _error(403, "forbidden", f"This client may not read the events of {name!r}", connector=name)
         resume = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-        if resume is not None and not resume.strip().isdigit():
+        if resume is not None and re.fullmatch(r"[0-9]{1,18}", resume.strip()) is None:
             return _error(400, "bad_request", "Last-Event-ID must be the seq of an event (a whole number)")
         try:
             start = (
-                int(resume) if resume is not None else await anyio.to_thread.run_sync(self._hub.store.last_seq, name)
+                int(resume.strip())
+                if resume is not None
+                else await anyio.to_thread.run_sync(self._hub.store.last_seq, name)
             )
         except EventStoreError as exc:
             logger.error("%s", exc)

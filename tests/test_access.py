@@ -344,3 +344,14 @@ def test_token_scopes_reads_scope_and_scp() -> None:
     assert token_scopes({"scp": ["tools:a:read"], "scope": "tools:b:read"}) == ["tools:b:read", "tools:a:read"]
     assert token_scopes({"scp": "tools:x tools:y"}) == ["tools:x", "tools:y"]
     assert token_scopes({"scope": 5}) == []
+
+
+@pytest.mark.parametrize("entry", [[], "alice", 7, None])
+def test_a_clients_file_entry_that_is_not_an_object_fails_closed(tmp_path: Path, entry: object) -> None:
+    path = tmp_path / "clients.json"
+    clients = ClientsFile(path)
+    token = clients.add("bob", scopes=["tools:*"])
+    document = json.loads(path.read_text())
+    document["clients"]["alice"] = entry
+    path.write_text(json.dumps(document))
+    assert ClientsFile(path).lookup(token) is None, "a damaged file refuses every token, it does not crash"

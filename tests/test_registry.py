@@ -596,3 +596,14 @@ def test_paged_output_schema_wraps_the_item_and_hoists_its_defs(tmp_path: Path) 
     assert tool.local == {"all_pages"}
     tool.validate({"all_pages": True, "after": "ch_1"})
     assert invalid(tool, {"all_pages": "yes"}).details["path"] == "$.all_pages"
+
+
+def test_a_get_tool_with_a_writing_variant_is_not_read_only() -> None:
+    from mcp_server._model import Operation, Variant
+    from mcp_server._registry import tool_annotations
+
+    cancel = Operation(name="c", method="POST", path="/x")
+    tool = Operation(name="t", method="GET", path="/x", variants=(Variant(when={"now": False}, operation=cancel),))
+    hints = tool_annotations(tool)
+    assert hints["readOnlyHint"] is False and hints["idempotentHint"] is False
+    assert tool_annotations(Operation(name="g", method="GET", path="/x"))["readOnlyHint"] is True

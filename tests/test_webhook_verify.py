@@ -162,3 +162,9 @@ def test_manifest_webhooks_block(tmp_path: Path) -> None:
     assert "timestamp_header" in fault("{type: hmac, secret: x, signed_payload: '{timestamp}.{body}'}")
     assert "hooks_list_events" in fault("{type: github, secret: x}", operation="list_events")
     assert "$.webhooks" in fault("{type: hmac, secret: x, event_id: null}")
+
+
+@pytest.mark.parametrize("t", ["\u00b2", "1\u0661", "9" * 13, "-1", " "])
+def test_a_stripe_timestamp_must_be_ascii_digits(t: str) -> None:
+    header = f"t={t},v1={'0' * 64}"
+    assert rejected(verify_stripe, header, BODY, SECRET, tolerance=300, now=NOW)[0] == 400
