@@ -47,8 +47,8 @@ def _transport_table(transport: str, data: dict[str, Any], floor: dict[str, Any]
     lines = [
         f"### {TRANSPORT_LABELS[transport]}",
         "",
-        "| server | p50 ms | p99 ms | calls/s @8 | calls/s @64 | server CPU ms/call @8 | server CPU ms/call, sequential "
-        "| client CPU ms/call @8 | spawn → list s | idle RSS MB | peak RSS MB |",
+        "| server | p50 ms | p99 ms | calls/s @8 | calls/s @64 | server CPU ms/call @8 "
+        "| server CPU ms/call, sequential | client CPU ms/call @8 | spawn → list s | idle RSS MB | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for server in SERVERS:
@@ -90,7 +90,8 @@ def _transport_table(transport: str, data: dict[str, Any], floor: dict[str, Any]
 
 def _sdk_pass_table(data: dict[str, Any]) -> list[str]:
     lines = [
-        "| transport | server | p50 ms | calls/s @8 | server CPU ms/call @8 | SDK client CPU ms/call @8 | spawn → list s |",
+        "| transport | server | p50 ms | calls/s @8 | server CPU ms/call @8 | SDK client CPU ms/call @8 "
+        "| spawn → list s |",
         "|---|---|---|---|---|---|---|",
     ]
     for transport, servers in data.items():
@@ -106,7 +107,7 @@ def _sdk_pass_table(data: dict[str, Any]) -> list[str]:
                 f"{num(row['at_8']['calls_per_s'], 0)} | {num(row['at_8']['server_cpu_ms_per_call'], 2)} | "
                 f"{num(row['at_8']['client_cpu_ms_per_call'], 2)} | {num(row['spawn_to_list_s'], 2)} |"
             )
-    return lines + [""]
+    return [*lines, ""]
 
 
 CATALOG_LABELS = {
@@ -144,7 +145,7 @@ def _catalog_table(data: dict[str, Any]) -> list[str]:
                 f"{num(per_100, 1)} | {num(row['idle_rss_mb'], 0)} | {num(row['peak_rss_mb'], 0)} | "
                 f"{num(row['listing_mb'], 2)} | {target} | {verdict(ok)} |"
             )
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _startup_table(data: dict[str, Any]) -> list[str]:
@@ -167,7 +168,7 @@ def _startup_table(data: dict[str, Any]) -> list[str]:
             f" s, ratio {num(github['spawn_to_list_s']['median'] / sdk['spawn_to_list_s']['median'], 2)}): "
             f"{verdict(ok)}",
         ]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _imports_table(data: dict[str, Any]) -> list[str]:
@@ -185,7 +186,7 @@ def _imports_table(data: dict[str, Any]) -> list[str]:
             f"{spread(row['ours_s'], 2)} | {fast} | ≤ {TARGETS['import_s']:.0f} s | "
             f"{verdict(row['ours_s']['median'] <= TARGETS['import_s'])} |"
         )
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _floor_table(floor: dict[str, Any]) -> list[str]:
@@ -256,7 +257,7 @@ def _scorecard(results: dict[str, Any]) -> list[str]:
     lines = ["| target | goal | ours | pass/fail |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {verdict(d)} |" for a, b, c, d in rows]
     passed = sum(1 for r in rows if r[3])
-    return lines + ["", f"{passed} of {len(rows)} targets met.", ""]
+    return [*lines, "", f"{passed} of {len(rows)} targets met.", ""]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
