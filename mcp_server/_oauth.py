@@ -393,23 +393,15 @@ def _shared(error: ToolError) -> ToolError:
     return type(error)(error.message, **error.details)
 
 
-# -- client credentials ----------------------------------------------------------------------------------------
+class _SingleFlightProvider:
+    """What both providers share: one token request at a time, its failure handed to every caller that waited on
+    it (20 waiters cost one request, not 20), and the values `sensitive()` names for redaction.
 
-
-class ClientCredentialsProvider:
-    """Access tokens for `OAuth2ClientCredentials`, cached in memory until `skew` seconds before they expire."""
+    Subclasses say when the held token is usable (`_current`) and how to get a new one (`_obtain`)."""
 
     def __init__(
-        self,
-        auth: OAuth2ClientCredentials,
-        *,
-        connector: str,
-        client: httpx2.AsyncClient,
-        resolve: Resolve,
-        clock: Clock = time.time,
-        skew: float = 60.0,
+        self, *, connector: str, client: httpx2.AsyncClient, resolve: Resolve, clock: Clock, skew: float
     ) -> None:
-        self._auth = auth
         self._connector = connector
         self._client = client
         self._resolve = resolve
@@ -424,10 +416,10 @@ class ClientCredentialsProvider:
         self._recent: list[str] = []
 
     def _current(self) -> TokenSet | None:
-        tokens = self._tokens
-        if tokens is None or (self._renew_at is not None and self._clock() >= self._renew_at):
-            return None
-        return tokens
+        raise NotImplementedError
+
+    async def _obtain(self) -> TokenSet:
+        raise NotImplementedError
 
     async def token(self) -> str:
         tokens = self._current()
@@ -441,7 +433,7 @@ class ClientCredentialsProvider:
             if self._attempts != seen and self._failure is not None:
                 raise _shared(self._failure)
             try:
-                tokens = await self._fetch()
+                tokens = await self._obtain()
             except ToolError as error:
                 self._failure = error
                 self._attempts += 1
@@ -450,7 +442,37 @@ class ClientCredentialsProvider:
             self._attempts += 1
             return tokens.access_token
 
-    async def _fetch(self) -> TokenSet:
+    def sensitive(self) -> list[str]:
+        """The tokens held lately (the current ones last) and the client secret last resolved, for redaction."""
+        return [*self._recent, *([self._secret] if self._secret else [])]
+
+
+# -- client credentials ----------------------------------------------------------------------------------------
+
+
+class ClientCredentialsProvider(_SingleFlightProvider):
+    """Access tokens for `OAuth2ClientCredentials`, cached in memory until `skew` seconds before they expire."""
+
+    def __init__(
+        self,
+        auth: OAuth2ClientCredentials,
+        *,
+        connector: str,
+        client: httpx2.AsyncClient,
+        resolve: Resolve,
+        clock: Clock = time.time,
+        skew: float = 60.0,
+    ) -> None:
+        super().__init__(connector=connector, client=client, resolve=resolve, clock=clock, skew=skew)
+        self._auth = auth
+
+    def _current(self) -> TokenSet | None:
+        tokens = self._tokens
+        if tokens is None or (self._renew_at is not None and self._clock() >= self._renew_at):
+            return None
+        return tokens
+
+    async def _obtain(self) -> TokenSet:
         auth = self._auth
         client_id = self._resolve(auth.client_id)
         self._secret = client_secret = self._resolve(auth.client_secret)
@@ -481,10 +503,6 @@ class ClientCredentialsProvider:
             self._tokens = None
             self._renew_at = None
 
-    def sensitive(self) -> list[str]:
-        """The access tokens obtained lately (the current one last) and the client secret last resolved."""
-        return [*self._recent, *([self._secret] if self._secret else [])]
-
 
 # -- authorization code ----------------------------------------------------------------------------------------
 
@@ -493,7 +511,7 @@ def login_command(connector: str, account: str | None = None) -> str:
     return f"mcp-connectors auth login {connector}" + (f" --account {account}" if account else "")
 
 
-class AuthorizationCodeProvider:
+class AuthorizationCodeProvider(_SingleFlightProvider):
     """Access tokens from the token set `mcp-connectors auth login` stored in the vault record `record`,
     refreshed with its refresh token as they expire."""
 
@@ -509,27 +527,16 @@ class AuthorizationCodeProvider:
         clock: Clock = time.time,
         skew: float = 60.0,
     ) -> None:
+        super().__init__(connector=connector, client=client, resolve=resolve, clock=clock, skew=skew)
         self._auth = auth
-        self._connector = connector
         self._record = record
         self._store = store
-        self._client = client
-        self._resolve = resolve
-        self._clock = clock
-        self._skew = skew
         prefix = auth.token_secret + "@"
         self._fix = login_command(connector, record[len(prefix) :] if record.startswith(prefix) else None)
-        self._lock = anyio.Lock()
-        self._tokens: TokenSet | None = None
-        self._renew_at: float | None = None
         self._rejected: str | None = None
         """An access token the API answered 401 to: never handed out again."""
         self._unsaved = False
         """`_tokens` came from a refresh the store did not accept: it is written before it is used."""
-        self._attempts = 0
-        self._failure: ToolError | None = None
-        self._secret: str | None = None
-        self._recent: list[str] = []
 
     def _current(self) -> TokenSet | None:
         tokens = self._tokens
@@ -538,27 +545,6 @@ class AuthorizationCodeProvider:
         if self._renew_at is not None and self._clock() >= self._renew_at:
             return None
         return tokens
-
-    async def token(self) -> str:
-        tokens = self._current()
-        if tokens is not None:
-            return tokens.access_token
-        seen = self._attempts
-        async with self._lock:
-            tokens = self._current()
-            if tokens is not None:
-                return tokens.access_token
-            if self._attempts != seen and self._failure is not None:
-                raise _shared(self._failure)
-            try:
-                tokens = await self._obtain()
-            except ToolError as error:
-                self._failure = error
-                self._attempts += 1
-                raise
-            self._failure = None
-            self._attempts += 1
-            return tokens.access_token
 
     async def _obtain(self) -> TokenSet:
         if self._unsaved and self._tokens is not None:
@@ -684,8 +670,3 @@ class AuthorizationCodeProvider:
         unless a newer token has replaced it meanwhile."""
         if self._tokens is not None and self._tokens.access_token == token:
             self._rejected = token
-
-    def sensitive(self) -> list[str]:
-        """The access and refresh tokens held lately (the current ones last) and the client secret last
-        resolved, for redaction."""
-        return [*self._recent, *([self._secret] if self._secret else [])]
