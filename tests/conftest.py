@@ -15,6 +15,7 @@ import httpx2
 import pytest
 
 from mcp_server._vault import Vault
+from tests._fake_oauth import FakeAuthServer
 from tests._upstream import FakeUpstream, UpstreamThread, free_port
 
 SECRET = "tok-9f8e7d6c5b4a-SECRET-value"
@@ -234,3 +235,19 @@ def http_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[ServerPr
     server = start_http_server(server_env, tmp_path / "server.log")
     yield server
     stop_process(server.process)
+
+
+@pytest.fixture(scope="module")
+def oauth_server() -> Iterator[FakeAuthServer]:
+    thread = UpstreamThread(FakeAuthServer())
+    server = thread.start()
+    assert isinstance(server, FakeAuthServer)
+    yield server
+    thread.stop()
+
+
+@pytest.fixture
+def oauth(oauth_server: FakeAuthServer) -> FakeAuthServer:
+    """The fake OAuth authorization server (tests/_fake_oauth.py), reset for each test."""
+    oauth_server.reset()
+    return oauth_server

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -37,25 +37,10 @@ from mcp_server._oauth import (
 from mcp_server._secrets import Secret, ValueRef
 from mcp_server._vault import Vault
 from tests._fake_oauth import CLIENT_ID, CLIENT_SECRET, FakeAuthServer
-from tests._upstream import UpstreamThread, free_port
+from tests._upstream import free_port
 
 PASSPHRASE = "oauth test passphrase"
 RECORD = "demo_tokens"
-
-
-@pytest.fixture(scope="module")
-def oauth_server() -> Iterator[FakeAuthServer]:
-    thread = UpstreamThread(FakeAuthServer())
-    server = thread.start()
-    assert isinstance(server, FakeAuthServer)
-    yield server
-    thread.stop()
-
-
-@pytest.fixture
-def oauth(oauth_server: FakeAuthServer) -> FakeAuthServer:
-    oauth_server.reset()
-    return oauth_server
 
 
 class Clock:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +30,11 @@ from mcp_server._oauth_login import LoginFailed, login
 from mcp_server._secrets import ValueRef
 from mcp_server._vault import Vault
 from tests._fake_oauth import CLIENT_ID, CLIENT_SECRET, FakeAuthServer
-from tests._upstream import UpstreamThread, free_port
+from tests._upstream import free_port
 
 PASSPHRASE = "oauth login test passphrase"
 RECORD = "demo_tokens"
 URL_RE = re.compile(r"http://127\.0\.0\.1:\d+/authorize\?\S+")
-
-
-@pytest.fixture(scope="module")
-def oauth_server() -> Iterator[FakeAuthServer]:
-    thread = UpstreamThread(FakeAuthServer())
-    server = thread.start()
-    assert isinstance(server, FakeAuthServer)
-    yield server
-    thread.stop()
-
-
-@pytest.fixture
-def oauth(oauth_server: FakeAuthServer) -> FakeAuthServer:
-    oauth_server.reset()
-    return oauth_server
 
 
 @pytest.fixture
