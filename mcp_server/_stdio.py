@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from mcp.server.stdio import stdio_server
 
 from mcp_server._access import Access
@@ -9,6 +11,7 @@ from mcp_server._app import Application
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._ops import Operations
 from mcp_server._server import build_server
+from mcp_server._stdio_pipes import pipes_available, stdio_pipes
 
 
 async def serve_stdio(app: Application) -> None:
@@ -25,6 +28,15 @@ async def serve_stdio(app: Application) -> None:
         access=access,
         local=local,
     )
-    # stdio_server moves fd 1 aside, so a stray print from any library lands on stderr, not in the protocol.
-    async with app.pipeline, ops.running(http=False), local.running(), stdio_server() as (read_stream, write_stream):
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(app.pipeline)
+        await stack.enter_async_context(ops.running(http=False))
+        await stack.enter_async_context(local.running())
+        # Both move fd 1 aside, so a stray print from any library lands on stderr, not in the protocol.
+        if pipes_available():  # what a launching client gives us: read and written without worker threads
+            lines, sink = await stack.enter_async_context(stdio_pipes())
+            streams = stdio_server(stdin=lines, stdout=sink)  # pyright: ignore[reportArgumentType]
+        else:  # a terminal or a regular file: the SDK's thread-backed files handle those
+            streams = stdio_server()
+        read_stream, write_stream = await stack.enter_async_context(streams)
         await server.run(read_stream, write_stream, server.create_initialization_options())

@@ -1,0 +1,174 @@
+"""stdio served through asyncio pipes: raw JSON-RPC over the real subprocess's stdin/stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._upstream import FakeUpstream
+from tests.conftest import server_command
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode() + b"\n"
+
+
+def _call(request_id: int, name: str, arguments: dict[str, Any]) -> bytes:
+    return _line(
+        {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
+    )
+
+
+class RawServer:
+    """`mcp-connectors serve` with stdin and stdout as plain pipes, and the replies read one line at a time."""
+
+    def __init__(self, env: dict[str, str], stderr_path: Path, *, stdin: int | None = None) -> None:
+        command, args = server_command()
+        self.stderr_file = stderr_path.open("wb")
+        self.process = subprocess.Popen(
+            [command, *args],
+            stdin=stdin if stdin is not None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr_file,
+            env=env,
+        )
+
+    def send(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.endswith(b"\n"), f"server closed stdout early: {line!r}"
+        return json.loads(line)
+
+    def handshake(self) -> None:
+        self.send(_line(INITIALIZE))
+        assert self.reply()["id"] == 1
+        self.send(_line(INITIALIZED))
+
+    def close(self) -> int:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        code = self.process.wait(timeout=30)
+        self.stderr_file.close()
+        return code
+
+
+@pytest.fixture
+def raw(server_env: dict[str, str], tmp_path: Path):
+    server = RawServer(server_env, tmp_path / "stderr.log")
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+        server.process.wait()
+
+
+def test_requests_in_one_write_are_all_answered(raw: RawServer, upstream: FakeUpstream) -> None:
+    raw.handshake()
+    raw.send(b"".join(_call(10 + i, "echo_get_item", {"item_id": f"i{i}"}) for i in range(20)))
+    replies = {r["id"]: r for r in (raw.reply() for _ in range(20))}
+    assert sorted(replies) == list(range(10, 30))
+    assert all(not r["result"]["isError"] for r in replies.values())
+    assert raw.close() == 0
+
+
+def test_a_garbage_line_does_not_stop_the_next_request(raw: RawServer, upstream: FakeUpstream) -> None:
+    raw.handshake()
+    raw.send(b"this is not json\n\xff\xfe{broken\n")
+    raw.send(_line({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+    assert raw.reply()["id"] == 2
+    assert raw.close() == 0
+
+
+def test_a_message_of_several_mebibytes_arrives_whole(raw: RawServer, upstream: FakeUpstream) -> None:
+    raw.handshake()
+    title = "x" * (3 * 1024 * 1024)  # far above asyncio's default 64 KiB line limit
+    raw.send(_call(3, "echo_create_item", {"title": title}))
+    reply = raw.reply()
+    assert reply["id"] == 3 and not reply["result"]["isError"]
+    assert upstream.requests[-1].json["title"] == title
+
+
+def test_a_line_over_the_limit_is_dropped_and_the_next_one_served(raw: RawServer, upstream: FakeUpstream) -> None:
+    from mcp_server._stdio_pipes import MAX_LINE_BYTES
+
+    raw.handshake()
+    raw.send(b'{"jsonrpc": "2.0", "id": 4, "method": "tools/list", "x": "' + b"y" * (MAX_LINE_BYTES + 10) + b'"}\n')
+    raw.send(_line({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}))
+    assert raw.reply()["id"] == 5  # 4 was never parsed, so never answered
+    assert raw.close() == 0
+
+
+def test_fd_0_and_1_are_diverted_while_serving(raw: RawServer, upstream: FakeUpstream) -> None:
+    raw.handshake()
+    pid = _server_pid(raw.process.pid)
+    fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (0, 1, 2)}
+    assert fds[0] == "/dev/null"  # a child or a stray read gets EOF, not the client's requests
+    assert fds[1] == fds[2]  # a stray print() lands in the log, not in the protocol stream
+    raw.send(_call(6, "echo_get_item", {"item_id": "after"}))
+    assert raw.reply()["id"] == 6
+
+
+def test_the_shared_pipe_is_left_blocking_after_exit(server_env: dict[str, str], tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        server = RawServer(server_env, tmp_path / "stderr.log", stdin=read_end)
+        os.write(write_end, _line(INITIALIZE))
+        assert server.reply()["id"] == 1
+        assert not os.get_blocking(read_end)  # the server watches it without threads...
+        os.close(write_end)
+        write_end = -1
+        assert server.close() == 0
+        assert os.get_blocking(read_end)  # ...and hands it back as it found it
+    finally:
+        os.close(read_end)
+        if write_end != -1:
+            os.close(write_end)
+
+
+def test_a_client_that_stops_reading_does_not_get_a_traceback(server_env: dict[str, str], tmp_path: Path) -> None:
+    server = RawServer(server_env, tmp_path / "stderr.log")
+    server.handshake()
+    assert server.process.stdout is not None
+    server.process.stdout.close()  # the client went away mid-session
+    server.send(_line({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}))
+    time.sleep(0.5)
+    server.close()
+    assert "Traceback" not in (tmp_path / "stderr.log").read_text()
+
+
+def test_a_regular_file_on_stdin_uses_the_sdk_files(server_env: dict[str, str], tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(_line(INITIALIZE) + _line(INITIALIZED) + _line({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+    command, args = server_command()
+    with requests.open("rb") as stdin:
+        done = subprocess.run(
+            [command, *args], stdin=stdin, capture_output=True, env=server_env, timeout=60, check=False
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    ids = [json.loads(line)["id"] for line in done.stdout.splitlines()]
+    assert ids[0] == 1
+
+
+def _server_pid(pid: int) -> int:
+    """The Python process serving: the console script may exec it directly or run it as a child."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = children.read_text().split() if children.exists() else []
+    return int(found[0]) if found else pid
