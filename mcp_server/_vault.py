@@ -733,6 +733,16 @@ class Vault:
     # -- reading -----------------------------------------------------------------------------------
 
     def _load(self, *, fresh: bool = False) -> _Document | None:
+        cached = self._parsed
+        if not fresh and cached is not None:
+            # Every call reads the vault; an unchanged file costs one stat(), not an open, fstat and close.
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                pass  # gone or unreadable: the open below reports it
+            else:
+                if (st.st_mtime_ns, st.st_size, st.st_ino) == cached[0]:
+                    return cached[2]
         try:
             fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except FileNotFoundError:
