@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx2
@@ -92,18 +92,33 @@ def _redirected_method(status: int, method: str) -> str:
 
 
 class Exchange:
-    """Sends `PreparedRequest`s for one connector."""
+    """Sends `PreparedRequest`s for one connector.
+
+    Straight to the connector's httpx2 transport (its connection pool), not through an `AsyncClient`: this
+    class already does what the client adds (redirects, headers, timeouts, no cookie jar), and the client's
+    layers cost a fifth of a proxied call's CPU.
+    """
 
     def __init__(
-        self, client: httpx2.AsyncClient, guard: DestinationPolicy, credential_headers: Collection[str]
+        self,
+        transport: httpx2.AsyncBaseTransport,
+        guard: DestinationPolicy,
+        credential_headers: Collection[str],
+        *,
+        user_agent: str,
     ) -> None:
-        self._client = client
+        self._transport = transport
         self._guard = guard
         self._credential_headers = frozenset(name.lower() for name in credential_headers) | {"authorization", "cookie"}
+        self._user_agent = user_agent
 
     async def send(self, request: PreparedRequest, *, timeouts: Timeouts, max_bytes: int) -> RawResponse:
         method, url, content = request.method, request.url, request.content
         headers = [(k, v) for k, v in request.headers if k.lower() not in ("host", "accept-encoding")]
+        present = {k.lower() for k, _ in headers}
+        headers += [
+            (k, v) for k, v in (("Accept", "*/*"), ("User-Agent", self._user_agent)) if k.lower() not in present
+        ]
         start_origin = _origin(url)
         for _hop in range(MAX_REDIRECTS + 1):
             response = await self._send_once(method, url, headers, content, timeouts, max_bytes)
@@ -139,9 +154,7 @@ class Exchange:
         scheme = urlsplit(url).scheme.lower()
         extensions = {"sni_hostname": destination.host} if scheme == "https" else {}
         send_headers = [*headers, ("Host", host_header(url)), ("Accept-Encoding", ACCEPT_ENCODING)]
-        timeout = httpx2.Timeout(
-            connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=timeouts.connect
-        )
+        timeout = {"connect": timeouts.connect, "read": timeouts.read, "write": timeouts.read, "pool": timeouts.connect}
         last_error = "no address to connect to"
         for address in destination.addresses:
             try:
@@ -166,17 +179,19 @@ class Exchange:
         target: str,
         headers: list[tuple[str, str]],
         content: bytes | None,
-        timeout: httpx2.Timeout,  # noqa: ASYNC109 - httpx2's per-phase timeouts, not a deadline for this function
+        timeout: dict[str, float],  # noqa: ASYNC109 - httpx2's per-phase timeouts, not a deadline for this function
         extensions: dict[str, str],
         max_bytes: int,
         url: str,
     ) -> RawResponse:
-        async with self._client.stream(
-            method, target, headers=headers, content=content, timeout=timeout, extensions=extensions
-        ) as response:
+        outgoing = httpx2.Request(
+            method, target, headers=headers, content=content, extensions={"timeout": timeout, **extensions}
+        )
+        response = await self._transport.handle_async_request(outgoing)
+        try:
             try:
                 decoder = BoundedDecoder(response.headers.get("content-encoding"), max_bytes)
-                async for chunk in response.aiter_raw():
+                async for chunk in cast(httpx2.AsyncByteStream, response.stream):  # an async transport's stream
                     decoder.feed(chunk)
                 body = decoder.finish()
             except BodyTooLarge:
@@ -202,3 +217,5 @@ class Exchange:
                 encoding=response.charset_encoding,
                 final_url=public_url(url),
             )
+        finally:
+            await response.aclose()

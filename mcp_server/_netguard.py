@@ -22,6 +22,7 @@ name to resolve differently between the check and the connection.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -286,6 +287,36 @@ def _parse_target(url: str) -> _Target:
     return target
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@functools.lru_cache(maxsize=512)
+def _origin_target(origin: str) -> _Target:
+    return _parse_target(origin)
+
+
+def _target(url: str) -> _Target:
+    """`_parse_target(url)`, with the scheme, host and port parsed once per distinct origin.
+
+    They depend only on the text before the path (RFC 3986 ends the authority at the first `/`, `?` or `#`),
+    and every call to a connector repeats its origin. The path is left as `/`: it only appears in messages,
+    which re-parse the whole URL (`_parse_target`). A URL the client's parser would refuse for its control
+    characters, or with no `://`, takes the full parse.
+    """
+    start = url.find("://")
+    if start < 0 or _ASCII_CONTROL.search(url):
+        return _parse_target(url)
+    end = len(url)
+    for stop in "/?#":
+        found = url.find(stop, start + 3)
+        if 0 <= found < end:
+            end = found
+    try:
+        return _origin_target(url[:end])
+    except BlockedDestination:
+        return _parse_target(url)  # the same refusal, worded with the whole URL
+
+
 class DestinationPolicy:
     """One connector's view of the guard: its base URL hosts (the connector's and its operations' own) and
     `network.allow` entries are let through."""
@@ -349,9 +380,9 @@ class DestinationPolicy:
     async def check(self, url: str) -> Destination:
         """The addresses `url` may connect to; BlockedDestination if any is refused, UpstreamUnreachable if
         the host does not resolve."""
-        target = _parse_target(url)
+        target = _target(url)
         literal = parse_host_literal(target.host)
-        addresses = (literal,) if literal is not None else await self._resolve(target)
+        addresses = (literal,) if literal is not None else await self._resolve(target, url)
         if self._is_base_host(target.host, literal):
             return Destination(target.host, target.port, addresses)
         name_allowed = literal is None and self._name_allowed(target.host)
@@ -361,19 +392,21 @@ class DestinationPolicy:
                 continue
             if name_allowed and reason != CLOUD_METADATA:
                 continue
-            raise self._blocked(target, literal is None, ip, reason)
+            raise self._blocked(_parse_target(url), literal is None, ip, reason)
         return Destination(target.host, target.port, addresses)
 
-    async def _resolve(self, target: _Target) -> tuple[IPAddress, ...]:
+    async def _resolve(self, origin: _Target, url: str) -> tuple[IPAddress, ...]:
         try:
-            found = await self._resolver(target.host, target.port)
+            found = await self._resolver(origin.host, origin.port)
         except (OSError, UnicodeError) as exc:
+            target = _parse_target(url)
             raise UpstreamUnreachable(
                 f"Cannot resolve host {target.host!r} for {target.safe_url}: {exc}",
                 host=target.host,
                 url=target.safe_url,
             ) from exc
         if not found:
+            target = _parse_target(url)
             raise UpstreamUnreachable(
                 f"Cannot resolve host {target.host!r} for {target.safe_url}: no addresses",
                 host=target.host,

@@ -226,15 +226,21 @@ class Pipeline:
         key = (connector.name, account)
         runtime = self._runtimes.get(key)
         if runtime is None:
-            client = httpx2.AsyncClient(
-                # Upstream cookies must not carry over from one caller's call to another's.
-                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            # One connection pool per connector and account: the exchange sends on it directly, the token
+            # requests of the OAuth providers through a client around it.
+            transport = httpx2.AsyncHTTPTransport(
                 # No proxy or .netrc credentials from the environment: only the manifest decides what is sent.
                 trust_env=False,
-                follow_redirects=False,  # Exchange follows them itself, re-checking every hop
                 limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
-                headers={"User-Agent": USER_AGENT},
                 verify=client_ssl_context(connector.client_certificate, connector.ca_certificate, resolved) or True,
+            )
+            client = httpx2.AsyncClient(
+                transport=transport,
+                # Upstream cookies must not carry over from one caller's call to another's.
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+                trust_env=False,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
             )
             guard = DestinationPolicy(
                 base_url=connector.base_url,
@@ -244,7 +250,7 @@ class Pipeline:
             )
             runtime = _ConnectorRuntime(
                 client=client,
-                exchange=Exchange(client, guard, credential_header_names(connector)),
+                exchange=Exchange(transport, guard, credential_header_names(connector), user_agent=USER_AGENT),
                 breaker=CircuitBreaker(connector.breaker, connector=connector.name),
                 budget=RetryBudget(connector.policy.retry.budget_ratio),
                 bucket=TokenBucket(connector.rate_limit, connector=connector.name) if connector.rate_limit else None,

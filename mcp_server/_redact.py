@@ -8,6 +8,7 @@ so a library that logs a URL with an API key in its query string cannot leak it.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -28,8 +29,14 @@ def _lower_hex(quoted: str) -> str:
     return re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), quoted)
 
 
-def _variants(secret: str) -> set[str]:
-    """The forms a secret takes on the wire: as is, URL-encoded, JSON-escaped, base64."""
+@functools.lru_cache(maxsize=256)
+def _variants(secret: str) -> frozenset[str]:
+    """The forms a secret takes on the wire: as is, URL-encoded, JSON-escaped, base64.
+
+    Remembered for the most recent secrets: every call scrubs its credentials' forms from its result, its
+    error and the log, and computing them (a dozen encodings) cost more than the scrubbing. A value that
+    changes (a rotated key, a new token) simply gets its own entry.
+    """
     quoted = quote(secret, safe="")
     forms = {
         secret,
@@ -42,7 +49,7 @@ def _variants(secret: str) -> set[str]:
         base64.b64encode(secret.encode()).decode(),
         *_embedded_base64(secret.encode()),
     }
-    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+    return frozenset(form for form in forms if len(form) >= MIN_SECRET_LENGTH)
 
 
 _EMBEDDED_MIN_CHARS = 8
@@ -123,15 +130,18 @@ class InFlightSecrets:
             yield
             return
         with self._lock:
+            new = any(s not in self._counts for s in held)
             self._counts.update(held)
-            self._redactor = Redactor(self._counts)
+            if new:  # concurrent calls with the same credentials share one redactor
+                self._redactor = Redactor(self._counts)
         try:
             yield
         finally:
             with self._lock:
                 self._counts.subtract(held)
-                self._counts = +self._counts
-                self._redactor = Redactor(self._counts)
+                if any(self._counts[s] <= 0 for s in held):
+                    self._counts = +self._counts
+                    self._redactor = Redactor(self._counts)
 
     @property
     def redactor(self) -> Redactor:

@@ -24,7 +24,7 @@ from mcp_server._errors import InvalidArguments, UnknownTool
 from mcp_server._model import IDEMPOTENT_METHODS, READ_ONLY_METHODS, Catalog, Connector, Operation, Pagination
 from mcp_server._request import Binding
 from mcp_server._serialize import local_subschema
-from mcp_server._violations import violations
+from mcp_server._violations import QuickCheck, violations
 
 MAX_REPORTED_ERRORS = 10
 ALL_PAGES = "all_pages"
@@ -61,6 +61,7 @@ class ToolSpec:
     """The variants in manifest order, then the operation's own request; empty for a plain operation."""
     local: frozenset[str] = frozenset()
     """Arguments the server reads itself and never sends: `all_pages`, a keyset cursor, declared `arguments`."""
+    quick_check: QuickCheck | None = None
 
     def request_for(self, arguments: Mapping[str, Any]) -> tuple[Operation, Mapping[str, Binding], dict[str, Any]]:
         """The request these (validated) arguments ask for, its bindings, and the arguments to build it from.
@@ -95,6 +96,8 @@ class ToolSpec:
 
     def validate(self, arguments: Mapping[str, Any]) -> None:
         """Raise `InvalidArguments` naming the JSON path of the best-matching violation."""
+        if self.quick_check is not None and self.quick_check.conforms(arguments):
+            return
         errors = violations(self.validator, arguments)
         if not errors:
             return
@@ -341,6 +344,7 @@ def build_tool(connector: Connector, operation: Operation) -> ToolSpec:
         operation=operation,
         bindings=bindings,
         validator=Draft202012Validator(schema, format_checker=FormatChecker()),
+        quick_check=QuickCheck(schema),
         mcp_tool=mcp_tool,
         output_schema=output_schema,
         # No format checker: clients validate outputSchema without one, and an upstream's date format is not ours to

@@ -423,3 +423,31 @@ async def test_caching_resolver_reuses_answers_within_ttl() -> None:
     now[0] += 31
     await cached("example.com", 443)
     assert calls == ["example.com", "other.example", "example.com"]
+
+
+# ------------------------------------------------------------------ origins parsed once
+
+
+async def test_a_repeated_origin_is_judged_the_same_with_any_path() -> None:
+    p = policy(base_url="https://other.example.org")
+    for path in ("/a", "/b/c?x=1", "?q", "#f", ""):
+        dest = await p.check(f"https://api.example.com{path}")
+        assert dest.host == "api.example.com" and dest.port == 443
+    for path in ("/admin", "/other?y=2"):  # the cached origin still refuses, and names the whole path
+        err = await refused(p, f"https://internal.example.com{path}")
+        assert err.details["url"] == f"https://internal.example.com:443{path.partition('?')[0]}"
+
+
+async def test_a_path_the_client_would_refuse_is_refused_even_after_its_origin_passed() -> None:
+    p = policy(base_url="https://other.example.org")
+    await p.check("https://api.example.com/fine")
+    err = await refused(p, "https://api.example.com/bad\x00path")
+    assert err.details["reason"] == "invalid URL"
+
+
+async def test_userinfo_and_ports_are_part_of_the_origin() -> None:
+    p = policy(base_url="https://other.example.org")
+    assert (await p.check("https://api.example.com:8443/x")).port == 8443
+    assert (await p.check("https://u:p@api.example.com/x")).port == 443
+    err = await refused(p, "https://u:p@internal.example.com/x")
+    assert err.details["reason"] == "private"

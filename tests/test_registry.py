@@ -607,3 +607,44 @@ def test_a_get_tool_with_a_writing_variant_is_not_read_only() -> None:
     hints = tool_annotations(tool)
     assert hints["readOnlyHint"] is False and hints["idempotentHint"] is False
     assert tool_annotations(Operation(name="g", method="GET", path="/x"))["readOnlyHint"] is True
+
+
+# ------------------------------------------------------------------ the quick check in front of the Python validator
+
+
+def pattern_tool(tmp_path: Path, pattern: str, **schema: Any) -> ToolSpec:
+    return single_tool(
+        tmp_path,
+        op("find", parameters=[{"name": "q", "in": "query", "schema": {"type": "string", "pattern": pattern, **schema}}]),
+    )
+
+
+def test_the_quick_check_and_the_python_validator_agree_on_ordinary_arguments(item_tool: ToolSpec) -> None:
+    assert item_tool.quick_check is not None
+    samples: list[dict[str, Any]] = [{}, {"item_id": "a"}, {"item_id": 5}, {"item_id": "a", "limit": 0}]
+    for arguments in samples:
+        python_says = not list(item_tool.validator.iter_errors(arguments))
+        assert item_tool.quick_check.conforms(arguments) == python_says, arguments
+
+
+def test_where_only_jsonschema_rs_refuses_the_python_verdict_stands(tmp_path: Path) -> None:
+    # Python's `$` also matches before a final newline, ECMA's does not: jsonschema-rs says no, Python yes.
+    tool = pattern_tool(tmp_path, "^abc$")
+    assert tool.quick_check is not None and not tool.quick_check.conforms({"q": "abc\n"})
+    tool.validate({"q": "abc\n"})  # accepted, as it always was
+    assert invalid(tool, {"q": "abd"}).details["path"] == "$.q"
+
+
+def test_a_pattern_jsonschema_rs_cannot_compile_leaves_the_python_validator_alone(tmp_path: Path) -> None:
+    tool = pattern_tool(tmp_path, r"^abc\Z")  # `\Z` is Python's; ECMA has no such escape
+    assert tool.quick_check is not None and not tool.quick_check.conforms({"q": "abc"})
+    tool.validate({"q": "abc"})
+    assert "does not match" in invalid(tool, {"q": "abcd"}).message
+
+
+def test_integers_beyond_64_bits_are_judged(tmp_path: Path) -> None:
+    tool = single_tool(
+        tmp_path, op("count", parameters=[{"name": "n", "in": "query", "schema": {"type": "integer", "maximum": 10}}])
+    )
+    tool.validate({"n": 3})
+    assert invalid(tool, {"n": 2**70}).details["path"] == "$.n"
