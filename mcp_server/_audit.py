@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import contextlib
 import hmac
 import json
 import logging
@@ -37,6 +37,7 @@ __all__ = ["AuditLog", "CredentialUse", "follow", "format_entry", "read_tail"]
 
 logger = logging.getLogger("mcp_server.audit")
 _KEY_LEN = 32
+_REOPEN_AFTER_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +53,14 @@ class CredentialUse:
 class AuditLog:
     """Appends audit records to `path` (created 0600 with its parent directory)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, reopen_after_s: float = _REOPEN_AFTER_S) -> None:
         self.path = Path(path)
+        self._reopen_after_s = reopen_after_s
         self._key: bytes | None = None
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._fd: int | None = None
+        self._opened_at = 0.0
         self.failures = 0
 
     @property
@@ -69,7 +74,7 @@ class AuditLog:
         self._hmac_key()
 
     def fingerprint(self, value: str) -> str:
-        digest = hmac.new(self._hmac_key(), value.encode("utf-8"), hashlib.sha256).hexdigest()
+        digest = hmac.digest(self._hmac_key(), value.encode("utf-8"), "sha256").hex()
         return f"hmac-sha256:{digest[:32]}"
 
     def credential_use(self, name: str, source: str, value: str) -> CredentialUse:
@@ -110,13 +115,29 @@ class AuditLog:
             logger.error("audit log %s: write failed (%s); the call itself went ahead", self.path, exc.strerror or exc)
 
     def _append(self, line: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        with self._write_lock:
+            now = time.monotonic()
+            if self._fd is None or now - self._opened_at >= self._reopen_after_s:
+                # Reopened by name now and then, not per line: a rotated (renamed) log is followed within a
+                # second, and the lines of that second land, whole, at the end of the renamed file.
+                self._close_fd()
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._opened_at = now
+            try:
+                os.write(self._fd, line)
+            except OSError:
+                self._close_fd()  # the next line tries a fresh descriptor
+                raise
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _hmac_key(self) -> bytes:
+        if self._key is not None:
+            return self._key
         with self._lock:
             if self._key is None:
                 self._key = _load_or_create_key(self.key_file)
