@@ -26,6 +26,7 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
+from mcp_server._listing_cache import ListingCache
 from mcp_server._metrics import CallMetrics
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ _TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 
 class ConnectorServer(Server[Any]):
     """The SDK's low-level server, advertising `tools.listChanged` in the handshake by default."""
+
+    listing_cache: ListingCache | None = None
+    """The `tools/list` cache in its middleware, for a transport that can write cached pages itself."""
 
     def create_initialization_options(
         self,

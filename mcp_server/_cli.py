@@ -30,6 +30,7 @@ from mcp_server._config import (
     parse_accounts,
 )
 from mcp_server._errors import ToolError, UnknownTool, VaultError
+from mcp_server._event_loop import use_uvloop
 from mcp_server._logging import configure_logging, resolve_log_format
 from mcp_server._rest import TOOL_FORMATS
 from mcp_server._server import DEFAULT_PAGE_SIZE
@@ -231,6 +232,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if problem:
         raise _UsageError(problem)
     configure_logging(args.log_level, resolve_log_format(args.log_format, transport=args.transport))
+    try:
+        uvloop = use_uvloop(os.environ)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
     settings = _settings(
         args,
         host=args.host,
@@ -259,7 +264,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         from mcp_server._stdio import serve_stdio
 
-        anyio.run(serve_stdio, app)
+        anyio.run(serve_stdio, app, backend_options={"use_uvloop": uvloop})
         return 0
     from mcp_server._inbound import exposure_problem
 
@@ -267,7 +272,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return _fail(problem, 2)
     from mcp_server._cli_ops import serve_http
 
-    return serve_http(app, settings)  # drains on SIGTERM (--drain-timeout)
+    return serve_http(app, settings, uvloop=uvloop)  # drains on SIGTERM (--drain-timeout)
 
 
 def _check_vault(app: Application) -> None:

@@ -91,7 +91,7 @@ def _ignore_signal(signum: int, frame: object) -> None:
     return None
 
 
-def serve_http(app: Application, settings: Settings) -> int:
+def serve_http(app: Application, settings: Settings, *, uvloop: bool = False) -> int:
     """Run uvicorn until SIGTERM/SIGINT, then drain (`_ops.Drain`) and exit 0."""
     import uvicorn
 
@@ -104,6 +104,8 @@ def serve_http(app: Application, settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        loop="uvloop" if uvloop else "asyncio",
+        http="auto",  # httptools when installed (it is a dependency), h11 otherwise
         access_log=False,  # `_observe.RequestContextMiddleware` logs every request, with its request id
         timeout_graceful_shutdown=max(int(settings.drain_timeout + 0.999), 1),
     )

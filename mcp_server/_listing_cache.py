@@ -10,14 +10,19 @@ the SDK untouched.
 
 The key includes the registry object the listing was paged from, so a hot reload (which swaps the
 registry) or another client's view (a different registry) never sees a stale page.
+
+`wire_json` gives a transport that writes messages itself (stdio, `_stdio_pipes.MessageWriter`) the JSON
+text of a cached page, serialized once by pydantic-core, the serializer the SDK's own writer uses: a
+5,000-tool listing is 21 MB of JSON, and re-serializing it for every request was most of a listing's cost.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+import pydantic_core
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 __all__ = ["ListingCache"]
@@ -35,6 +40,8 @@ class ListingCache:
     def __init__(self, listing_key: ListingKey) -> None:
         self._listing_key = listing_key
         self._entries: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
+        # id() of a cached page's `tools` list → the page and, once written, its JSON text.
+        self._wire: dict[int, tuple[dict[str, Any], bytes | None]] = {}
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method != "tools/list" or ctx.request_id is None:
@@ -48,10 +55,37 @@ class ListingCache:
             return cached  # the SDK copies a returned dict before it shapes the envelope around it
         result = await call_next(ctx)
         if isinstance(result, dict):
-            self._entries[key] = result
+            page: dict[str, Any] = result
+            tools: object = page.get("tools")
+            if isinstance(tools, list):
+                self._entries[key] = page
+                self._wire[_identity(page["tools"])] = (page, None)
             while len(self._entries) > _MAX_ENTRIES:
-                self._entries.popitem(last=False)
+                _, evicted = self._entries.popitem(last=False)
+                self._wire.pop(_identity(evicted["tools"]), None)
         return result
+
+    def wire_json(self, result: Mapping[str, Any]) -> bytes | None:
+        """The JSON text of `result` when it is (the SDK's shallow copy of) a cached page, else None.
+
+        Same members, each the very object cached: nothing can have changed, so the text serialized the
+        first time is the text serializing it again would give.
+        """
+        tools: object = result.get("tools")
+        found = self._wire.get(_identity(tools))
+        if found is None:
+            return None
+        page, text = found
+        if (
+            page["tools"] is not tools
+            or len(page) != len(result)
+            or any(result.get(k) is not v for k, v in page.items())
+        ):
+            return None
+        if text is None:
+            text = pydantic_core.to_json(page)
+            self._wire[_identity(tools)] = (page, text)
+        return text
 
     def _key(self, ctx: ServerRequestContext[Any, Any]) -> Hashable | None:
         if not _initialized(ctx):
@@ -68,6 +102,10 @@ class ListingCache:
         if listing is None:
             return None
         return (listing, cursor, ctx.protocol_version)
+
+
+def _identity(value: object) -> int:
+    return id(value)
 
 
 def _initialized(ctx: ServerRequestContext[Any, Any]) -> bool:

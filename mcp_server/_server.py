@@ -7,7 +7,6 @@ from typing import Any, cast
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel.server import Server
 from mcp.shared.exceptions import MCPError
 
 from mcp_server._access import Access
@@ -54,7 +53,7 @@ def build_server(
     changes: ToolListChanges | None = None,
     access: Access | None = None,
     local: LocalTools | None = None,
-) -> Server[Any]:
+) -> ConnectorServer:
     """`client` names the transport in the audit log (`stdio`, `mcp-http`).
 
     `access` filters listings and calls by the HTTP client's scopes and limits (`_access`); without it
@@ -137,7 +136,8 @@ def build_server(
             names = tuple(tool.name for tool in local.listed(principal)) if local is not None else ()
             return (access.view(principal).registry, page_size, names)
 
-        server.middleware.append(ListingCache(listing))
+        server.listing_cache = ListingCache(listing)
+        server.middleware.append(server.listing_cache)
     if changes is not None:
         changes.attach(server)
     if local is not None:

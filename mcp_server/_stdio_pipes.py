@@ -19,7 +19,13 @@ import fcntl
 import logging
 import os
 import stat
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+from mcp.shared.message import SessionMessage
+from mcp_types import JSONRPCResponse
 
 logger = logging.getLogger("mcp_server.stdio")
 
@@ -97,6 +103,58 @@ class LineWriter:
 
     async def flush(self) -> None:
         await self._protocol.drained()
+
+    def write_bytes(self, line: bytes) -> None:
+        if self._transport.is_closing():
+            if not self._warned:
+                self._warned = True
+                logger.warning("the client closed stdout: replies are dropped until it closes stdin")
+            return
+        self._transport.write(line)
+
+
+class MessageWriter:
+    """The server's write stream (the SDK's `WriteStream` protocol): each message one JSON line on stdout.
+
+    Serialized exactly as the SDK's stdio writer does (`model_dump_json(by_alias=True, exclude_unset=True)`),
+    except a response whose result `prebuilt` already has as JSON text (a cached `tools/list` page): its
+    envelope is serialized the same way and the text put in as the `result`, the envelope's last member.
+    Messages are written in the order they are sent, each whole.
+    """
+
+    def __init__(self, sink: LineWriter, prebuilt: Callable[[Mapping[str, Any]], bytes | None]) -> None:
+        self._sink = sink
+        self._prebuilt = prebuilt
+        self._closed = False
+
+    async def send(self, item: SessionMessage, /) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        self._sink.write_bytes(wire_line(item, self._prebuilt))
+        await self._sink.flush()
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+
+def wire_line(item: SessionMessage, prebuilt: Callable[[Mapping[str, Any]], bytes | None]) -> bytes:
+    """One message as the line the SDK's stdio writer would send for it."""
+    message = item.message
+    if isinstance(message, JSONRPCResponse):
+        result = prebuilt(message.result)
+        if result is not None:
+            envelope = message.model_dump_json(by_alias=True, exclude_unset=True, exclude={"result"})
+            return b"".join((envelope[:-1].encode(), b',"result":', result, b"}\n"))
+    return message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
 
 
 class _WriteProtocol(asyncio.Protocol):

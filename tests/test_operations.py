@@ -100,6 +100,14 @@ async def _held_open(server: ServerProcess) -> AsyncIterator[None]:
         group.cancel_scope.cancel()
 
 
+async def _slow_requests_arrived(upstream: FakeUpstream, count: int) -> None:
+    """Wait (not a fixed sleep: a loaded machine is slow to start a call) until `count` calls reached /slow."""
+    with anyio.fail_after(20):
+        # The fake upstream records requests on another thread's loop: polling it is the point.
+        while sum(r.raw_path == "/slow" for r in upstream.requests) < count:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+
 async def test_sigterm_lets_a_slow_call_finish_then_exits(
     server_env: dict[str, str], slow_tools: Path, tmp_path: Path, upstream: FakeUpstream
 ) -> None:
@@ -123,7 +131,7 @@ async def test_sigterm_lets_a_slow_call_finish_then_exits(
         async with _held_open(server), anyio.create_task_group() as group:
             group.start_soon(rest_call)
             group.start_soon(mcp_call)
-            await anyio.sleep(1.0)  # both calls are waiting on the upstream now
+            await _slow_requests_arrived(upstream, 2)  # both calls are waiting on the upstream now
             code, elapsed = await _terminate(server.process, 15)
     finally:
         stop_process(server.process)
@@ -155,7 +163,7 @@ async def test_sigterm_cancels_calls_that_outlast_the_drain_timeout(
 
         async with anyio.create_task_group() as group:
             group.start_soon(rest_call)
-            await anyio.sleep(0.5)
+            await _slow_requests_arrived(upstream, 1)
             code, elapsed = await _terminate(server.process, 15)
     finally:
         stop_process(server.process)

@@ -615,7 +615,10 @@ def test_a_get_tool_with_a_writing_variant_is_not_read_only() -> None:
 def pattern_tool(tmp_path: Path, pattern: str, **schema: Any) -> ToolSpec:
     return single_tool(
         tmp_path,
-        op("find", parameters=[{"name": "q", "in": "query", "schema": {"type": "string", "pattern": pattern, **schema}}]),
+        op(
+            "find",
+            parameters=[{"name": "q", "in": "query", "schema": {"type": "string", "pattern": pattern, **schema}}],
+        ),
     )
 
 

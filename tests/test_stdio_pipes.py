@@ -36,11 +36,13 @@ def _call(request_id: int, name: str, arguments: dict[str, Any]) -> bytes:
 class RawServer:
     """`mcp-connectors serve` with stdin and stdout as plain pipes, and the replies read one line at a time."""
 
-    def __init__(self, env: dict[str, str], stderr_path: Path, *, stdin: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], stderr_path: Path, *, stdin: int | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         command, args = server_command()
         self.stderr_file = stderr_path.open("wb")
         self.process = subprocess.Popen(
-            [command, *args],
+            [command, *args, *extra],
             stdin=stdin if stdin is not None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr_file,
@@ -172,3 +174,80 @@ def _server_pid(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children")
     found = children.read_text().split() if children.exists() else []
     return int(found[0]) if found else pid
+
+
+def test_listing_pages_are_the_bytes_the_sdk_writer_sends(server_env: dict[str, str], tmp_path: Path) -> None:
+    """The same requests through our writer (pipes, cached pages pre-serialized) and the SDK's (stdout a file)."""
+    requests = [
+        _line(INITIALIZE),
+        _line(INITIALIZED),
+        *(_line({"jsonrpc": "2.0", "id": f"list-{i}", "method": "tools/list"}) for i in range(3)),
+        _line({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"cursor": "bogus"}}),
+        _line({"jsonrpc": "2.0", "id": 8, "method": "ping"}),
+    ]
+    answered = [r for r in requests if b'"id"' in r]
+    piped = RawServer(server_env, tmp_path / "piped.log", extra=("--page-size", "4"))
+    ours: list[bytes] = []
+    try:
+        for request in requests:
+            piped.send(request)
+            if request in answered:
+                ours.append(piped.process.stdout.readline())  # type: ignore[union-attr]
+    finally:
+        piped.close()
+    theirs = _answers_through_the_sdk_writer(server_env, tmp_path, requests, answered)
+    assert len(ours) == len(theirs) == 6
+    assert ours == theirs
+    assert json.loads(ours[1])["result"]["tools"] and json.loads(ours[4])["error"]  # pages, then a bad cursor
+
+
+def _answers_through_the_sdk_writer(
+    env: dict[str, str], tmp_path: Path, requests: list[bytes], answered: list[bytes]
+) -> list[bytes]:
+    out = tmp_path / "sdk-stdout.jsonl"
+    command, args = server_command()
+    with out.open("wb") as stdout, (tmp_path / "sdk.log").open("wb") as stderr:
+        process = subprocess.Popen(
+            [command, *args, "--page-size", "4"], stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, env=env
+        )
+    assert process.stdin is not None
+    try:
+        expected = 0
+        for request in requests:
+            process.stdin.write(request)
+            process.stdin.flush()
+            if request in answered:
+                expected += 1
+                deadline = time.monotonic() + 30
+                while out.read_bytes().count(b"\n") < expected and time.monotonic() < deadline:
+                    time.sleep(0.01)
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+    return out.read_bytes().splitlines(keepends=True)
+
+
+async def test_wire_line_equals_the_sdk_serialization_for_a_cached_page() -> None:
+    from mcp.shared.message import SessionMessage
+    from mcp_types import JSONRPCNotification, JSONRPCResponse
+
+    from mcp_server._listing_cache import ListingCache
+    from mcp_server._stdio_pipes import wire_line
+
+    cache = ListingCache(lambda ctx: "listing")
+    page = {
+        "tools": [{"name": "t", "description": 'é \u2028 "q" </b>', "inputSchema": {"type": "object", "x": 1e300}}],
+        "nextCursor": "c2",
+    }
+    cache._entries["k"] = page  # what __call__ stores after the SDK answered
+    cache._wire[id(page["tools"])] = (page, None)
+    for request_id in (1, "a-b", 2**40):
+        response = JSONRPCResponse(jsonrpc="2.0", id=request_id, result=dict(page))  # the SDK's shallow copy
+        expected = response.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+        assert cache.wire_json(response.result) is not None
+        assert wire_line(SessionMessage(response), cache.wire_json) == expected
+    changed = JSONRPCResponse(jsonrpc="2.0", id=1, result={**page, "nextCursor": "other"})
+    assert cache.wire_json(changed.result) is None  # not the cached page: the SDK's serialization
+    assert b'"nextCursor":"other"' in wire_line(SessionMessage(changed), cache.wire_json)
+    note = JSONRPCNotification(jsonrpc="2.0", method="notifications/tools/list_changed")
+    assert wire_line(SessionMessage(note), cache.wire_json) == note.model_dump_json(exclude_unset=True).encode() + b"\n"
