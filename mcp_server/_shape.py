@@ -99,10 +99,16 @@ def shape_response(
 def finish(parsed: Parsed, policy: CallPolicy) -> ToolSuccess:
     """`parsed` cut to the operation's `max_result_chars`: JSON by whole array items, text with a note."""
     status, text = parsed.status, parsed.text
-    if parsed.is_json:
-        trimmed = trim_json(parsed.value, policy.max_result_chars)
-        return ToolSuccess(status, trimmed.value, json.dumps(trimmed.value, ensure_ascii=False), True, trimmed.note)
     limit = policy.max_result_chars
+    if parsed.is_json:
+        if len(text) <= limit:
+            # Most answers are far under the cap: one serialization tells, without trim_json's size walk
+            # (which measures with the same separators, so it would keep the value whole too).
+            dumped = json.dumps(parsed.value, ensure_ascii=False)
+            if len(dumped) <= limit:
+                return ToolSuccess(status, parsed.value, dumped, True)
+        trimmed = trim_json(parsed.value, limit)
+        return ToolSuccess(status, trimmed.value, json.dumps(trimmed.value, ensure_ascii=False), True, trimmed.note)
     if len(text) > limit:
         note = f"Result cut to {limit} characters; {len(text) - limit} more were not shown."
         return ToolSuccess(status, None, f"{text[:limit]}\n[{note}]", False, note)
