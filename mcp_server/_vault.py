@@ -107,8 +107,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final, Literal, NamedTuple, cast
 
-import keyring
-import keyring.backends.fail
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -498,6 +496,11 @@ def _dump(doc: _Document) -> bytes:
 
 
 def _keyring_usable() -> bool:
+    # Imported here: keyring and its backends' discovery cost ~12 ms and ~2 MB, and a passphrase or key-file
+    # vault never needs them.
+    import keyring
+    import keyring.backends.fail
+
     try:
         backend = keyring.get_keyring()
         return not isinstance(backend, keyring.backends.fail.Keyring) and float(backend.priority) > 0
@@ -506,6 +509,8 @@ def _keyring_usable() -> bool:
 
 
 def _keyring_get(user: str) -> bytes | None:
+    import keyring
+
     try:
         stored = keyring.get_password(KEYRING_SERVICE, user)
         key = base64.b64decode(stored, validate=True) if stored is not None else None
@@ -515,6 +520,8 @@ def _keyring_get(user: str) -> bytes | None:
 
 
 def _keyring_store(user: str, key: bytes) -> bool:
+    import keyring
+
     try:
         keyring.set_password(KEYRING_SERVICE, user, _b64(key))
     except Exception:
@@ -524,6 +531,8 @@ def _keyring_store(user: str, key: bytes) -> bool:
 
 
 def _keyring_delete(user: str) -> None:
+    import keyring
+
     with contextlib.suppress(Exception):  # absent, or no backend: either way the entry is not there
         keyring.delete_password(KEYRING_SERVICE, user)
 
