@@ -25,6 +25,12 @@ def resolve_log_format(fmt: str, *, transport: str) -> str:
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    # Neither format shows where a record was logged from, nor the thread or process: skip collecting
+    # them for every record (the logging HOWTO's "Optimization" switches; one line per tool call adds up).
+    logging._srcfile = None  # pyright: ignore[reportPrivateUsage]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactingFilter())

@@ -94,12 +94,7 @@ class LineWriter:
         self._warned = False
 
     async def write(self, text: str) -> None:
-        if self._transport.is_closing():
-            if not self._warned:
-                self._warned = True
-                logger.warning("the client closed stdout: replies are dropped until it closes stdin")
-            return
-        self._transport.write(text.encode("utf-8"))
+        self.write_bytes(text.encode("utf-8"))
 
     async def flush(self) -> None:
         await self._protocol.drained()
