@@ -7,7 +7,7 @@ PORT ?= 8765
 
 FASTMCP_VENV := .cache/fastmcp-venv
 
-.PHONY: install serve test lint clean corpus bench-openapi bench
+.PHONY: install serve test lint clean corpus bench-openapi bench interop
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ bench: install $(FASTMCP_VENV)/.installed
 	test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy
 	-$(BIN)/python bench/corpus.py --fetch-only
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Not part of `make test`: independent MCP clients against the server, unchanged (~1 min): the official
+# TypeScript SDK client over stdio and Streamable HTTP, and the MCP conformance suite's server scenarios.
+# Needs npm once, to install interop/node_modules (Node 22 itself is one of those packages); see interop/README.md.
+# INTEROP_ARGS=ts-stdio (or any of the steps run.sh lists) runs part of it.
+interop: install
+	interop/run.sh $(INTEROP_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

