@@ -343,6 +343,9 @@ def render(results: dict[str, Any], out_dir: Path) -> None:
         "upstream all on them. Servers are interleaved (all three started each round, each phase run on each in "
         "turn, rotating the order), values are medians over rounds with (min–max) beside them.",
         "",
+        "What the profiles changed in our server, what each change bought, and which targets this design cannot "
+        "meet (and why): [changes.md](changes.md).",
+        "",
         "## Scorecard",
         "",
         *_scorecard(results),
