@@ -13,7 +13,7 @@ from mcp_server._app import Application
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._ops import Operations
 from mcp_server._server import build_server
-from mcp_server._stdio_pipes import MessageWriter, pipes_available, stdio_pipes
+from mcp_server._stdio_pipes import MessageWriter, stdio_streams
 
 
 async def serve_stdio(app: Application) -> None:
@@ -34,19 +34,15 @@ async def serve_stdio(app: Application) -> None:
         await stack.enter_async_context(app.pipeline)
         await stack.enter_async_context(ops.running(http=False))
         await stack.enter_async_context(local.running())
-        # Both move fd 1 aside, so a stray print from any library lands on stderr, not in the protocol.
-        if pipes_available():  # what a launching client gives us: read and written without worker threads
-            lines, sink = await stack.enter_async_context(stdio_pipes())
-            # The SDK parses what arrives; our writer sends the replies (cached listing pages pre-serialized).
-            streams = stdio_server(stdin=lines, stdout=sink)  # pyright: ignore[reportArgumentType]
-            read_stream, unused = await stack.enter_async_context(streams)
-            await unused.aclose()  # its writer task ends at once
-            cache = server.listing_cache
-            write_stream = MessageWriter(sink, cache.wire_json if cache is not None else _no_prebuilt)
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-        else:  # a terminal or a regular file: the SDK's thread-backed files handle those
-            read_stream, write_stream = await stack.enter_async_context(stdio_server())
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+        # fd 1 is moved aside while serving, so a stray print from any library lands on stderr, not in the protocol.
+        lines, sink = await stack.enter_async_context(stdio_streams())
+        # The SDK parses what arrives; our writer sends the replies (cached listing pages pre-serialized).
+        streams = stdio_server(stdin=lines, stdout=sink)  # pyright: ignore[reportArgumentType]
+        read_stream, unused = await stack.enter_async_context(streams)
+        await unused.aclose()  # its writer task ends at once
+        cache = server.listing_cache
+        write_stream = MessageWriter(sink, cache.wire_json if cache is not None else _no_prebuilt)
+        await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 def _no_prebuilt(result: Mapping[str, Any]) -> bytes | None:

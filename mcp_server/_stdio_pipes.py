@@ -1,14 +1,16 @@
-"""stdin/stdout as asyncio pipes, handed to the SDK's `stdio_server` in place of its thread-backed files.
+"""stdin/stdout for the MCP session without the SDK's per-message worker threads.
 
 The SDK reads each line with `readline()` on a worker thread and writes each message with a `write()` and a
 `flush()` on worker threads: three thread hops per request, a fifth of the server's CPU per proxied call in
-the profile (docs/benchmarks). The SDK's `stdio_server(stdin=, stdout=)` takes any async line source and
-sink, so the parsing and serialization of every message stay the SDK's; only the byte plumbing is ours.
+the profile (docs/benchmarks). Here the SDK's `stdio_server(stdin=)` still parses every message (it takes any
+async line source); replies go out through `MessageWriter`, which serializes them exactly as the SDK's writer
+does, each message written whole and in order before `send` returns, so none is left queued when stdin ends.
 
-Used when both descriptors are pipes or sockets (what desktop clients give a server they launch); a
-terminal or a redirected regular file keeps the SDK's own files, which handle those. Like the SDK, fd 0
-and fd 1 are pointed at /dev/null and stderr while serving, so a stray `print()` or a child process cannot
-write into the protocol stream, and are restored afterwards.
+Pipes and sockets (what a launching client gives) are watched by the event loop. A regular file or a
+terminal on stdin is read by one helper thread in large chunks; on stdout it is written with plain blocking
+writes (a file or a terminal takes them at once), so neither is switched to non-blocking mode under a
+shell that shares it. Like the SDK, fd 0 and fd 1 point at /dev/null and stderr while serving, so a stray
+`print()` or a child process cannot write into the protocol stream; both are restored afterwards.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import fcntl
 import logging
 import os
 import stat
+import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -42,11 +45,6 @@ def _is_pipe_or_socket(fd: int) -> bool:
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
-
-
-def pipes_available() -> bool:
-    """True when stdin and stdout are both pipes or sockets, which asyncio can watch without threads."""
-    return _is_pipe_or_socket(0) and _is_pipe_or_socket(1)
 
 
 class LineReader:
@@ -82,7 +80,27 @@ class LineReader:
 
 
 class LineWriter:
-    """Messages written to one descriptor without a thread: asyncio buffers what the pipe cannot take yet.
+    """Where our messages go: each `write_bytes` is one whole line, `flush` waits while the client is slow."""
+
+    _warned = False
+
+    def _dropped(self) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("the client closed stdout: replies are dropped until it closes stdin")
+
+    async def write(self, text: str) -> None:  # the SDK's stdout file interface (`stdio_server(stdout=)`)
+        self.write_bytes(text.encode("utf-8"))
+
+    def write_bytes(self, line: bytes) -> None:
+        raise NotImplementedError
+
+    async def flush(self) -> None:
+        return None
+
+
+class PipeWriter(LineWriter):
+    """A pipe or socket written without a thread: asyncio buffers what the pipe cannot take yet.
 
     A client that closes our stdout gets no more replies; the server keeps going until stdin closes too
     (which ends the session cleanly) instead of failing with a broken pipe.
@@ -91,21 +109,35 @@ class LineWriter:
     def __init__(self, transport: asyncio.WriteTransport, protocol: _WriteProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
-        self._warned = False
 
-    async def write(self, text: str) -> None:
-        self.write_bytes(text.encode("utf-8"))
+    def write_bytes(self, line: bytes) -> None:
+        if self._transport.is_closing():
+            self._dropped()
+            return
+        self._transport.write(line)
 
     async def flush(self) -> None:
         await self._protocol.drained()
 
+
+class FileWriter(LineWriter):
+    """A regular file or a terminal, written with blocking writes (they take a line at once)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._broken = False
+
     def write_bytes(self, line: bytes) -> None:
-        if self._transport.is_closing():
-            if not self._warned:
-                self._warned = True
-                logger.warning("the client closed stdout: replies are dropped until it closes stdin")
+        if self._broken:
+            self._dropped()
             return
-        self._transport.write(line)
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:  # a full disk, a hung-up terminal: like a closed pipe, the replies stop
+            self._broken = True
+            logger.warning("stdout cannot be written (%s): replies are dropped", exc.strerror or exc)
 
 
 class MessageWriter:
@@ -206,7 +238,7 @@ class _Claim:
 
 
 @contextlib.asynccontextmanager
-async def stdio_pipes() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
+async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
     """Line reader for the client's requests and writer for our messages, over private copies of fd 0 and 1."""
     loop = asyncio.get_running_loop()
     stdin = _Claim(0, os.devnull, os.O_RDONLY, use_stderr=False)
@@ -218,19 +250,28 @@ async def stdio_pipes() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
         # Non-blocking mode is a property of the shared open file: restored on the way out for the client.
         blocking = {fd: os.get_blocking(fd) for fd in (stdin.private, stdout.private)}
         reader = asyncio.StreamReader(limit=MAX_LINE_BYTES, loop=loop)
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
-            os.fdopen(stdin.private, "rb", buffering=0, closefd=False),
-        )
-        protocol = _WriteProtocol()
-        write_transport, _ = await loop.connect_write_pipe(
-            lambda: protocol, os.fdopen(stdout.private, "wb", buffering=0, closefd=False)
-        )
-        write_transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        if _is_pipe_or_socket(stdin.private):
+            read_transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+                os.fdopen(stdin.private, "rb", buffering=0, closefd=False),
+            )
+        else:
+            threading.Thread(target=_feed, args=(stdin.private, reader, loop), name="stdin", daemon=True).start()
+        sink: LineWriter
+        if _is_pipe_or_socket(stdout.private):
+            protocol = _WriteProtocol()
+            write_transport, _ = await loop.connect_write_pipe(
+                lambda: protocol, os.fdopen(stdout.private, "wb", buffering=0, closefd=False)
+            )
+            write_transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+            sink = PipeWriter(write_transport, protocol)
+        else:
+            sink = FileWriter(stdout.private)
         try:
-            yield LineReader(reader), LineWriter(write_transport, protocol)
+            yield LineReader(reader), sink
         finally:
-            await _flush(write_transport)
+            if write_transport is not None:
+                await _flush(write_transport)
             for fd, was_blocking in blocking.items():
                 with contextlib.suppress(OSError):
                     os.set_blocking(fd, was_blocking)
@@ -242,6 +283,17 @@ async def stdio_pipes() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
         if stdout is not None:
             stdout.release()
         stdin.release()
+
+
+def _feed(fd: int, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
+    """Read a file or terminal in a thread (the event loop cannot watch those) and hand the bytes over."""
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            loop.call_soon_threadsafe(reader.feed_data, chunk)
+        loop.call_soon_threadsafe(reader.feed_eof)
+    except (OSError, RuntimeError):  # the descriptor went away, or the loop closed as the server exited
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(reader.feed_eof)
 
 
 async def _flush(transport: asyncio.WriteTransport) -> None:

@@ -156,17 +156,28 @@ def test_a_client_that_stops_reading_does_not_get_a_traceback(server_env: dict[s
     assert "Traceback" not in (tmp_path / "stderr.log").read_text()
 
 
-def test_a_regular_file_on_stdin_uses_the_sdk_files(server_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_regular_file_on_stdin_is_answered_whole(server_env: dict[str, str], tmp_path: Path) -> None:
+    # The SDK's own stdio dropped the replies still being written when a file's EOF ended the session.
+    pings = [_line({"jsonrpc": "2.0", "id": 100 + i, "method": "ping"}) for i in range(10)]
     requests = tmp_path / "requests.jsonl"
-    requests.write_bytes(_line(INITIALIZE) + _line(INITIALIZED) + _line({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+    requests.write_bytes(_line(INITIALIZE) + _line(INITIALIZED) + b"".join(pings))
     command, args = server_command()
-    with requests.open("rb") as stdin:
-        done = subprocess.run(
-            [command, *args], stdin=stdin, capture_output=True, env=server_env, timeout=60, check=False
-        )
-    assert done.returncode == 0, done.stderr.decode()
-    ids = [json.loads(line)["id"] for line in done.stdout.splitlines()]
-    assert ids[0] == 1
+    for stdout_is_a_file in (False, True):
+        out = tmp_path / f"out-{stdout_is_a_file}.jsonl"
+        with requests.open("rb") as stdin, out.open("wb") as file:
+            done = subprocess.run(
+                [command, *args],
+                stdin=stdin,
+                stdout=file if stdout_is_a_file else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=server_env,
+                timeout=60,
+                check=False,
+            )
+        assert done.returncode == 0, done.stderr.decode()
+        written = out.read_bytes() if stdout_is_a_file else done.stdout
+        ids = sorted(json.loads(line)["id"] for line in written.splitlines())
+        assert ids == [1, *range(100, 110)]
 
 
 def _server_pid(pid: int) -> int:
@@ -176,8 +187,8 @@ def _server_pid(pid: int) -> int:
     return int(found[0]) if found else pid
 
 
-def test_listing_pages_are_the_bytes_the_sdk_writer_sends(server_env: dict[str, str], tmp_path: Path) -> None:
-    """The same requests through our writer (pipes, cached pages pre-serialized) and the SDK's (stdout a file)."""
+def test_listing_pages_are_the_same_bytes_into_a_pipe_and_a_file(server_env: dict[str, str], tmp_path: Path) -> None:
+    """The same requests answered on a pipe (the event loop's writer) and into a file (blocking writes)."""
     requests = [
         _line(INITIALIZE),
         _line(INITIALIZED),
@@ -195,13 +206,13 @@ def test_listing_pages_are_the_bytes_the_sdk_writer_sends(server_env: dict[str, 
                 ours.append(piped.process.stdout.readline())  # type: ignore[union-attr]
     finally:
         piped.close()
-    theirs = _answers_through_the_sdk_writer(server_env, tmp_path, requests, answered)
+    theirs = _answers_into_a_file(server_env, tmp_path, requests, answered)
     assert len(ours) == len(theirs) == 6
     assert ours == theirs
     assert json.loads(ours[1])["result"]["tools"] and json.loads(ours[4])["error"]  # pages, then a bad cursor
 
 
-def _answers_through_the_sdk_writer(
+def _answers_into_a_file(
     env: dict[str, str], tmp_path: Path, requests: list[bytes], answered: list[bytes]
 ) -> list[bytes]:
     out = tmp_path / "sdk-stdout.jsonl"
