@@ -307,6 +307,34 @@ def page_output_schema(operation: Operation, pagination: Pagination) -> dict[str
     return schema
 
 
+ERROR_RESULT_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "description": "A failed call (isError: true): DESIGN.md's error body, the same for every tool.",
+    "properties": {
+        "success": {"const": False},
+        "error": {"type": "string"},
+        "error_code": {"type": "string"},
+        "details": {"type": "object"},
+    },
+    "required": ["success", "error", "error_code"],
+}
+
+
+def served_output_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The `outputSchema` clients are given: the operation's result, or the error body of a failed call.
+
+    MCP says a tool's structured results conform to its output schema, and a failed call's structuredContent
+    is the error body; clients that check results with isError too (the TypeScript SDK 1.x) would otherwise
+    raise on every failed call instead of showing the error. `$defs` stay at the root, where `$ref`s point.
+    """
+    result = dict(schema)
+    defs = result.pop("$defs", None)
+    served: dict[str, Any] = {"type": "object", "anyOf": [result, dict(ERROR_RESULT_SCHEMA)]}
+    if defs is not None:
+        served["$defs"] = defs
+    return served
+
+
 def tool_output_schema(operation: Operation) -> dict[str, Any] | None:
     if operation.pagination is not None:
         return page_output_schema(operation, operation.pagination)
@@ -325,7 +353,7 @@ def build_tool(connector: Connector, operation: Operation) -> ToolSpec:
         title=title,
         description=description,
         input_schema=schema,
-        output_schema=output_schema,
+        output_schema=served_output_schema(output_schema) if output_schema is not None else None,
         annotations=types.ToolAnnotations(
             title=title,
             read_only_hint=annotations.get("readOnlyHint"),

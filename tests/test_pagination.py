@@ -473,16 +473,20 @@ async def test_items_are_cut_to_the_result_limit_and_next_page_follows_them(
 
 async def test_page_object_matches_the_published_output_schema(pipeline: Pipeline, pages: FakePages) -> None:
     tool = pipeline.registry.get("pg_cursor")
-    schema = tool.mcp_tool.output_schema
-    assert schema is not None and schema["required"] == ["has_more", "next_page", "items"]
+    served = tool.mcp_tool.output_schema
+    assert served is not None
+    schema = served["anyOf"][0]  # the page; the other branch is the error body of a failed call
+    assert schema["required"] == ["has_more", "next_page", "items"]
     assert schema["properties"]["items"]["items"] == ITEM
     assert schema["properties"]["next_page"]["properties"] == {"starting_after": {"type": "string"}}
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(served)
     for arguments in ({"limit": 3}, {"all_pages": True}, {"total": 0}):
         structured = to_call_tool_result(await pipeline.invoke("pg_cursor", arguments)).structured_content
         assert list(validator.iter_errors(structured)) == [], arguments
-    link_schema = pipeline.registry.get("pg_link").mcp_tool.output_schema
-    assert link_schema is not None and link_schema["properties"]["items"]["items"] == {}
+    link_served = pipeline.registry.get("pg_link").mcp_tool.output_schema
+    assert link_served is not None
+    link_schema = link_served["anyOf"][0]
+    assert link_schema["properties"]["items"]["items"] == {}
     assert link_schema["properties"]["next_page"]["properties"] == {"page": {"type": "integer", "minimum": 1}}
 
 

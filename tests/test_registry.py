@@ -15,7 +15,14 @@ from jsonschema import Draft202012Validator
 from mcp_server._catalog import load_catalog
 from mcp_server._errors import InvalidArguments, UnknownTool
 from mcp_server._model import Operation
-from mcp_server._registry import InvalidCursor, Registry, ToolSpec, flatten_input, tool_annotations
+from mcp_server._registry import (
+    ERROR_RESULT_SCHEMA,
+    InvalidCursor,
+    Registry,
+    ToolSpec,
+    flatten_input,
+    tool_annotations,
+)
 from mcp_server._request import Binding
 from mcp_server._resources import bundled_dir
 
@@ -569,7 +576,15 @@ ITEM_WITH_DEFS = {
 
 def test_output_schema_is_served_and_checked(tmp_path: Path) -> None:
     tool = single_tool(tmp_path, op("get_charge", output_schema=ITEM_WITH_DEFS))
-    assert tool.mcp_tool.output_schema == ITEM_WITH_DEFS == tool.output_schema
+    assert tool.output_schema == ITEM_WITH_DEFS
+    served = dict(tool.mcp_tool.output_schema or {})
+    branch = {k: v for k, v in ITEM_WITH_DEFS.items() if k != "$defs"}
+    assert served == {"type": "object", "anyOf": [branch, ERROR_RESULT_SCHEMA], "$defs": ITEM_WITH_DEFS["$defs"]}
+    served_validator = Draft202012Validator(served)
+    assert served_validator.is_valid({"id": "ch_1", "card": {"last4": "4242"}})
+    assert not served_validator.is_valid({"id": "ch_1", "card": {"last4": 4242}})  # the $ref resolves from the root
+    error = {"success": False, "error": "Stripe answered HTTP 404", "error_code": "UPSTREAM_ERROR", "details": {}}
+    assert served_validator.is_valid(error)  # a failed call's structuredContent conforms too
     assert tool.output_problem({"id": "ch_1", "card": None}) is None
     assert tool.output_problem({"id": "ch_1", "card": {"last4": 4242}}) == (
         "$.card.last4",
@@ -584,9 +599,10 @@ def test_paged_output_schema_wraps_the_item_and_hoists_its_defs(tmp_path: Path) 
     tool = single_tool(
         tmp_path, op("list_charges", parameters=parameters, pagination=pagination, output_schema=ITEM_WITH_DEFS)
     )
-    schema = dict(tool.mcp_tool.output_schema or {})
-    Draft202012Validator.check_schema(schema)
-    assert schema["$defs"] == ITEM_WITH_DEFS["$defs"] and "$defs" not in schema["properties"]["items"]["items"]
+    served = dict(tool.mcp_tool.output_schema or {})
+    Draft202012Validator.check_schema(served)
+    schema = served["anyOf"][0]
+    assert served["$defs"] == ITEM_WITH_DEFS["$defs"] and "$defs" not in schema["properties"]["items"]["items"]
     assert schema["properties"]["next_page"]["properties"] == {"after": {"type": "string", "maxLength": 100}}
     page = {"has_more": True, "next_page": {"after": "ch_1"}, "items": [{"id": "ch_1", "card": {"last4": "4242"}}]}
     assert tool.output_problem(page) is None
