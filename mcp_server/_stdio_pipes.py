@@ -230,11 +230,12 @@ class _Claim:
         finally:
             os.close(diversion)
 
-    def release(self) -> None:
+    def release(self, *, close: bool = True) -> None:
         with contextlib.suppress(OSError):
             os.dup2(self.private, self.fd)
-        with contextlib.suppress(OSError):
-            os.close(self.private)
+        if close:
+            with contextlib.suppress(OSError):
+                os.close(self.private)
 
 
 @contextlib.asynccontextmanager
@@ -245,6 +246,7 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
     stdout: _Claim | None = None
     read_transport: asyncio.BaseTransport | None = None
     write_transport: asyncio.WriteTransport | None = None
+    fed_by_thread = False
     try:
         stdout = _Claim(1, os.devnull, os.O_WRONLY, use_stderr=True)
         # Non-blocking mode is a property of the shared open file: restored on the way out for the client.
@@ -257,6 +259,7 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
             )
         else:
             threading.Thread(target=_feed, args=(stdin.private, reader, loop), name="stdin", daemon=True).start()
+            fed_by_thread = True
         sink: LineWriter
         if _is_pipe_or_socket(stdout.private):
             protocol = _WriteProtocol()
@@ -282,7 +285,8 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
             write_transport.close()
         if stdout is not None:
             stdout.release()
-        stdin.release()
+        # A thread may still be blocked reading a terminal: its descriptor must not be closed and reused under it.
+        stdin.release(close=not fed_by_thread)
 
 
 def _feed(fd: int, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
