@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import Any
@@ -34,6 +35,10 @@ async def serve_stdio(app: Application) -> None:
         await stack.enter_async_context(app.pipeline)
         await stack.enter_async_context(ops.running(http=False))
         await stack.enter_async_context(local.running())
+        if sys.platform == "win32":  # pragma: no cover - the SDK's own thread-backed files, as they are
+            read_stream, write_stream = await stack.enter_async_context(stdio_server())
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+            return
         # fd 1 is moved aside while serving, so a stray print from any library lands on stderr, not in the protocol.
         lines, sink = await stack.enter_async_context(stdio_streams())
         # The SDK parses what arrives; our writer sends the replies (cached listing pages pre-serialized).

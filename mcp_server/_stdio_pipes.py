@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import stat
+import sys
 import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
+import anyio.to_thread
 from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCResponse
 
@@ -39,12 +40,13 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 _WRITE_HIGH_WATER = 1024 * 1024
 
 
-def _is_pipe_or_socket(fd: int) -> bool:
+def _kind(fd: int) -> str:
+    """`fifo`, `socket` or `other` (a regular file, a terminal, /dev/null)."""
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        return "other"
+    return "fifo" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "other"
 
 
 class LineReader:
@@ -120,6 +122,42 @@ class PipeWriter(LineWriter):
         await self._protocol.drained()
 
 
+class ThreadWriter(LineWriter):
+    """A socket on stdout (inetd, socat, systemd socket units; often the same socket as stdin): blocking writes
+    on a worker thread, in order, so a slow reader never stalls the event loop. asyncio's pipe writer cannot
+    be used on a socket that is also read, since it takes the socket becoming readable for a hang-up."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending: list[bytes] = []
+        self._lock = asyncio.Lock()
+        self._broken = False
+
+    def write_bytes(self, line: bytes) -> None:
+        if self._broken:
+            self._dropped()
+            return
+        self._pending.append(line)
+
+    async def flush(self) -> None:
+        async with self._lock:  # one batch at a time: lines leave in the order they were written
+            if not self._pending or self._broken:
+                self._pending.clear()
+                return
+            batch, self._pending = b"".join(self._pending), []
+            try:
+                await anyio.to_thread.run_sync(_write_all, self._fd, batch)
+            except OSError as exc:
+                self._broken = True
+                logger.warning("stdout cannot be written (%s): replies are dropped", exc.strerror or exc)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class FileWriter(LineWriter):
     """A regular file or a terminal, written with blocking writes (they take a line at once)."""
 
@@ -131,10 +169,8 @@ class FileWriter(LineWriter):
         if self._broken:
             self._dropped()
             return
-        view = memoryview(line)
         try:
-            while view:
-                view = view[os.write(self._fd, view) :]
+            _write_all(self._fd, line)
         except OSError as exc:  # a full disk, a hung-up terminal: like a closed pipe, the replies stop
             self._broken = True
             logger.warning("stdout cannot be written (%s): replies are dropped", exc.strerror or exc)
@@ -220,7 +256,7 @@ class _Claim:
 
     def __init__(self, fd: int, diversion_path: str, diversion_flags: int, *, use_stderr: bool) -> None:
         self.fd = fd
-        self.private = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        self.private = _dup_above_std(fd)
         try:
             diversion = os.dup(2) if use_stderr else os.open(diversion_path, diversion_flags)
         except OSError:
@@ -238,6 +274,21 @@ class _Claim:
                 os.close(self.private)
 
 
+def _dup_above_std(fd: int) -> int:
+    """A close-on-exec copy of `fd` numbered 3 or above, so diverting 0 and 1 never lands on it."""
+    if sys.platform == "win32":  # pragma: no cover - stdio on Windows keeps the SDK's own files (_stdio.py)
+        raise OSError("not used on Windows")
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
+def _owned_copy(fd: int, mode: str) -> Any:
+    """A file object on a fresh copy of `fd` for an event-loop transport, which closes it when it is done (uvloop
+    closes the descriptor it was given whatever the file object says; a copy keeps ours, and its number, intact)."""
+    return os.fdopen(_dup_above_std(fd), mode, buffering=0)
+
+
 @contextlib.asynccontextmanager
 async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
     """Line reader for the client's requests and writer for our messages, over private copies of fd 0 and 1."""
@@ -252,22 +303,22 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
         # Non-blocking mode is a property of the shared open file: restored on the way out for the client.
         blocking = {fd: os.get_blocking(fd) for fd in (stdin.private, stdout.private)}
         reader = asyncio.StreamReader(limit=MAX_LINE_BYTES, loop=loop)
-        if _is_pipe_or_socket(stdin.private):
+        if _kind(stdin.private) in ("fifo", "socket"):
             read_transport, _ = await loop.connect_read_pipe(
-                lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
-                os.fdopen(stdin.private, "rb", buffering=0, closefd=False),
+                lambda: asyncio.StreamReaderProtocol(reader, loop=loop), _owned_copy(stdin.private, "rb")
             )
         else:
             threading.Thread(target=_feed, args=(stdin.private, reader, loop), name="stdin", daemon=True).start()
             fed_by_thread = True
         sink: LineWriter
-        if _is_pipe_or_socket(stdout.private):
+        out_kind = _kind(stdout.private)
+        if out_kind == "fifo":
             protocol = _WriteProtocol()
-            write_transport, _ = await loop.connect_write_pipe(
-                lambda: protocol, os.fdopen(stdout.private, "wb", buffering=0, closefd=False)
-            )
+            write_transport, _ = await loop.connect_write_pipe(lambda: protocol, _owned_copy(stdout.private, "wb"))
             write_transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
             sink = PipeWriter(write_transport, protocol)
+        elif out_kind == "socket":
+            sink = ThreadWriter(stdout.private)
         else:
             sink = FileWriter(stdout.private)
         try:
@@ -282,7 +333,10 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
         if read_transport is not None:
             read_transport.close()
         if write_transport is not None:
-            write_transport.close()
+            if write_transport.get_write_buffer_size():
+                write_transport.abort()  # the client stopped reading: drop what it would not take
+            else:
+                write_transport.close()
         if stdout is not None:
             stdout.release()
         # A thread may still be blocked reading a terminal: its descriptor must not be closed and reused under it.

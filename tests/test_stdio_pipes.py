@@ -262,3 +262,31 @@ async def test_wire_line_equals_the_sdk_serialization_for_a_cached_page() -> Non
     assert b'"nextCursor":"other"' in wire_line(SessionMessage(changed), cache.wire_json)
     note = JSONRPCNotification(jsonrpc="2.0", method="notifications/tools/list_changed")
     assert wire_line(SessionMessage(note), cache.wire_json) == note.model_dump_json(exclude_unset=True).encode() + b"\n"
+
+
+def test_one_socket_as_both_stdin_and_stdout(server_env: dict[str, str], tmp_path: Path) -> None:
+    """How inetd, socat EXEC: or a systemd socket unit start a server: the same socket on fd 0 and fd 1."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    command, args = server_command()
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        process = subprocess.Popen([command, *args], stdin=theirs, stdout=theirs, stderr=stderr, env=server_env)
+    theirs.close()
+    try:
+        ours.settimeout(30)
+        stream = ours.makefile("rwb", buffering=0)
+        stream.write(_line(INITIALIZE))
+        assert json.loads(stream.readline())["id"] == 1
+        stream.write(_line(INITIALIZED) + _line({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        assert json.loads(stream.readline())["result"]["tools"]
+        stream.write(_call(3, "echo_get_item", {"item_id": "s"}))
+        assert json.loads(stream.readline())["id"] == 3
+        ours.shutdown(socket.SHUT_WR)  # EOF on the server's stdin ends the session
+        assert process.wait(timeout=30) == 0
+    finally:
+        ours.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "replies are dropped" not in (tmp_path / "stderr.log").read_text()
