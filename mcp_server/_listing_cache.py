@@ -58,6 +58,9 @@ class ListingCache:
             page: dict[str, Any] = result
             tools: object = page.get("tools")
             if isinstance(tools, list):
+                replaced = self._entries.get(key)  # concurrent misses of one key: the last answer stays
+                if replaced is not None:
+                    self._wire.pop(_identity(replaced["tools"]), None)
                 self._entries[key] = page
                 self._wire[_identity(page["tools"])] = (page, None)
             while len(self._entries) > _MAX_ENTRIES:

@@ -288,6 +288,8 @@ def _parse_target(url: str) -> _Target:
 
 
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_URL_LENGTH = 65_536
+"""The HTTP client refuses longer URLs; the full parse words that refusal."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -301,10 +303,10 @@ def _target(url: str) -> _Target:
     They depend only on the text before the path (RFC 3986 ends the authority at the first `/`, `?` or `#`),
     and every call to a connector repeats its origin. The path is left as `/`: it only appears in messages,
     which re-parse the whole URL (`_parse_target`). A URL the client's parser would refuse for its control
-    characters, or with no `://`, takes the full parse.
+    characters or its length, or with no `://`, takes the full parse.
     """
     start = url.find("://")
-    if start < 0 or _ASCII_CONTROL.search(url):
+    if start < 0 or len(url) > _MAX_URL_LENGTH or _ASCII_CONTROL.search(url):
         return _parse_target(url)
     end = len(url)
     for stop in "/?#":

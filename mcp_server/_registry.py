@@ -24,7 +24,7 @@ from mcp_server._errors import InvalidArguments, UnknownTool
 from mcp_server._model import IDEMPOTENT_METHODS, READ_ONLY_METHODS, Catalog, Connector, Operation, Pagination
 from mcp_server._request import Binding
 from mcp_server._serialize import local_subschema
-from mcp_server._violations import QuickCheck, violations
+from mcp_server._violations import QuickCheck, quick_check_for, violations
 
 MAX_REPORTED_ERRORS = 10
 ALL_PAGES = "all_pages"
@@ -329,10 +329,30 @@ def served_output_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """
     result = dict(schema)
     defs = result.pop("$defs", None)
-    served: dict[str, Any] = {"type": "object", "anyOf": [result, dict(ERROR_RESULT_SCHEMA)]}
+    served: dict[str, Any] = {"type": "object", "anyOf": [_rebased(result), dict(ERROR_RESULT_SCHEMA)]}
     if defs is not None:
-        served["$defs"] = defs
+        served["$defs"] = _rebased(defs)
     return served
+
+
+_NOT_SCHEMAS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _rebased(node: Any) -> Any:
+    """`node` with every local `$ref` other than `#/$defs/...` pointed into `anyOf[0]`, where the result moved."""
+    if isinstance(node, list):
+        return [_rebased(item) for item in cast(list[Any], node)]
+    if not isinstance(node, dict):
+        return node
+    rebased: dict[str, Any] = {}
+    for key, value in cast(dict[str, Any], node).items():
+        if key == "$ref" and isinstance(value, str) and value.startswith("#") and not value.startswith("#/$defs"):
+            rebased[key] = "#/anyOf/0" + value[1:]
+        elif key in _NOT_SCHEMAS:
+            rebased[key] = value
+        else:
+            rebased[key] = _rebased(value)
+    return rebased
 
 
 def tool_output_schema(operation: Operation) -> dict[str, Any] | None:
@@ -372,7 +392,7 @@ def build_tool(connector: Connector, operation: Operation) -> ToolSpec:
         operation=operation,
         bindings=bindings,
         validator=Draft202012Validator(schema, format_checker=FormatChecker()),
-        quick_check=QuickCheck(schema),
+        quick_check=quick_check_for(schema),
         mcp_tool=mcp_tool,
         output_schema=output_schema,
         # No format checker: clients validate outputSchema without one, and an upstream's date format is not ours to

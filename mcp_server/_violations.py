@@ -19,13 +19,39 @@ def violations(validator: Draft202012Validator, instance: Any) -> list[Validatio
     return [best, *(error for error in errors if error is not best)]
 
 
+_DIALECT_KEYWORDS = frozenset({"format", "pattern", "patternProperties"})
+r"""Where jsonschema-rs and the Python validator judge differently: formats (leap seconds, year 0, ...) and
+regexes (ASCII `\d`/`\w`/`\s` against Python's Unicode ones)."""
+
+
+def quick_check_for(schema: Mapping[str, Any]) -> QuickCheck | None:
+    """A `QuickCheck` where both validators give the same verdict, else None (the Python validator alone)."""
+    return None if _uses_dialect(schema) else QuickCheck(schema)
+
+
+def _uses_dialect(node: object) -> bool:
+    # Conservative: a property *named* "format" also counts, which only costs that tool the fast path.
+    if isinstance(node, dict):
+        items = cast(dict[str, Any], node)
+        for key, value in items.items():
+            if key in _DIALECT_KEYWORDS:
+                return True
+            if key == "multipleOf" and not (isinstance(value, int) and not isinstance(value, bool)):
+                return True  # float arithmetic: 0.07 is a multiple of 0.01 for one validator and not the other
+            if key not in ("enum", "const", "default", "examples") and _uses_dialect(value):
+                return True
+    elif isinstance(node, list):
+        return any(_uses_dialect(item) for item in cast(list[Any], node))
+    return False
+
+
 class QuickCheck:
     """A schema's "this instance conforms" verdict from jsonschema-rs, compiled on the first call that needs it.
 
     Every tool call validates its arguments; most conform, and jsonschema-rs says so in a few microseconds
     where the Python validator takes tens. Only an instance it rejects goes on to the Python validator, whose
-    messages and `best_match` the errors are built from, and whose verdict stands: where the two disagree
-    (formats the Python side does not check, regex dialects), the call is judged exactly as before.
+    messages and `best_match` the errors are built from. Built (`quick_check_for`) only for schemas without
+    formats, patterns or fractional `multipleOf`, where the two agree, so every call is judged as before.
     """
 
     __slots__ = ("_compiled", "_failed", "_lock", "_schema")

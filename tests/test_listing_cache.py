@@ -80,3 +80,37 @@ async def test_listings_over_http_match_in_both_protocol_eras(http_server: Serve
         assert first.model_dump() == second.model_dump() and first.tools
     rest = httpx2.get(f"{http_server.url}/v1/tools", timeout=10).json()["tools"]
     assert {tool.name for tool in first.tools} == {tool["name"] for tool in rest}
+
+
+async def test_concurrent_misses_of_one_page_keep_one_copy() -> None:
+    """Every session asks at once after a reload: one cached page (and one text of it) must remain, not one each."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from mcp_server._listing_cache import ListingCache
+
+    cache = ListingCache(lambda ctx: "view")
+    connection = SimpleNamespace(initialize_accepted=True)  # what the SDK's gate reads after the handshake
+    answers = 0
+
+    async def sdk_answer(ctx: Any) -> dict[str, Any]:
+        nonlocal answers
+        answers += 1
+        await asyncio.sleep(0)  # all twenty are in here before the first returns
+        return {"tools": [{"name": "t", "inputSchema": {"type": "object"}}]}
+
+    def request(n: int) -> Any:
+        return SimpleNamespace(
+            method="tools/list",
+            request_id=n,
+            params=None,
+            protocol_version="2025-11-25",
+            session=SimpleNamespace(_connection=connection),
+        )
+
+    pages = await asyncio.gather(*(cache(request(n), sdk_answer) for n in range(20)))
+    assert answers == 20 and all(page["tools"] for page in pages)
+    assert len(cache._entries) == 1 and len(cache._wire) == 1
+    kept = cache._entries[next(iter(cache._entries))]
+    assert cache.wire_json(dict(kept)) is not None  # the page that stayed is the one with text
+    assert await cache(request(99), sdk_answer) is kept and answers == 20

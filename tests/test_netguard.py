@@ -451,3 +451,10 @@ async def test_userinfo_and_ports_are_part_of_the_origin() -> None:
     assert (await p.check("https://u:p@api.example.com/x")).port == 443
     err = await refused(p, "https://u:p@internal.example.com/x")
     assert err.details["reason"] == "private"
+
+
+async def test_a_url_longer_than_the_client_takes_is_refused_not_crashed() -> None:
+    p = policy(base_url="https://other.example.org")
+    await p.check("https://api.example.com/short")  # the origin is cached now
+    err = await refused(p, "https://api.example.com/x?q=" + "a" * 70_000)
+    assert err.details["reason"] == "invalid URL"

@@ -646,19 +646,33 @@ def test_the_quick_check_and_the_python_validator_agree_on_ordinary_arguments(it
         assert item_tool.quick_check.conforms(arguments) == python_says, arguments
 
 
-def test_where_only_jsonschema_rs_refuses_the_python_verdict_stands(tmp_path: Path) -> None:
-    # Python's `$` also matches before a final newline, ECMA's does not: jsonschema-rs says no, Python yes.
-    tool = pattern_tool(tmp_path, "^abc$")
-    assert tool.quick_check is not None and not tool.quick_check.conforms({"q": "abc\n"})
-    tool.validate({"q": "abc\n"})  # accepted, as it always was
-    assert invalid(tool, {"q": "abd"}).details["path"] == "$.q"
+@pytest.mark.parametrize(
+    ("schema", "value"),
+    [
+        # Python's `$` also matches before a final newline; ECMA's \d is ASCII only, Python's is Unicode.
+        ({"type": "string", "pattern": "^abc$"}, "abc\n"),
+        ({"type": "string", "pattern": "^\\d+$"}, "\u0663"),
+        ({"type": "string", "pattern": "^abc\\Z"}, "abc"),  # `\Z` is Python's; jsonschema-rs cannot compile it
+    ],
+)
+def test_patterns_are_judged_by_the_python_validator_alone(tmp_path: Path, schema: dict[str, Any], value: str) -> None:
+    tool = single_tool(tmp_path, op("find", parameters=[{"name": "q", "in": "query", "schema": schema}]))
+    assert tool.quick_check is None  # the two validators disagree on regexes: no fast path
+    tool.validate({"q": value})  # accepted, as it always was
 
 
-def test_a_pattern_jsonschema_rs_cannot_compile_leaves_the_python_validator_alone(tmp_path: Path) -> None:
-    tool = pattern_tool(tmp_path, r"^abc\Z")  # `\Z` is Python's; ECMA has no such escape
-    assert tool.quick_check is not None and not tool.quick_check.conforms({"q": "abc"})
-    tool.validate({"q": "abc"})
-    assert "does not match" in invalid(tool, {"q": "abcd"}).message
+def test_formats_are_judged_by_the_python_validator_alone(tmp_path: Path) -> None:
+    schema = {"type": "string", "format": "date-time"}
+    tool = single_tool(tmp_path, op("since", parameters=[{"name": "since", "in": "query", "schema": schema}]))
+    assert tool.quick_check is None
+    tool.validate({"since": "2026-11-22T10:00:00Z"})
+    assert invalid(tool, {"since": "0000-01-01T00:00:00Z"}).details["path"] == "$.since"  # jsonschema-rs says yes
+
+
+def test_a_fractional_multiple_of_keeps_the_python_verdict(tmp_path: Path) -> None:
+    schema = {"type": "number", "multipleOf": 0.01}
+    tool = single_tool(tmp_path, op("pay", parameters=[{"name": "amount", "in": "query", "schema": schema}]))
+    assert tool.quick_check is None
 
 
 def test_integers_beyond_64_bits_are_judged(tmp_path: Path) -> None:
@@ -667,3 +681,35 @@ def test_integers_beyond_64_bits_are_judged(tmp_path: Path) -> None:
     )
     tool.validate({"n": 3})
     assert invalid(tool, {"n": 2**70}).details["path"] == "$.n"
+
+
+@pytest.mark.parametrize(
+    "output_schema",
+    [
+        {
+            "type": "object",
+            "properties": {"item": {"$ref": "#/definitions/item"}},
+            "definitions": {"item": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+        },
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"$ref": "#/properties/a"}},
+        },
+        {
+            "type": "object",
+            "properties": {"n": {"type": "integer"}, "child": {"$ref": "#"}},
+        },
+    ],
+)
+def test_served_output_schema_keeps_every_local_ref_pointing_where_it_did(
+    tmp_path: Path, output_schema: dict[str, Any]
+) -> None:
+    tool = single_tool(tmp_path, op("get", output_schema=output_schema))
+    served = Draft202012Validator(dict(tool.mcp_tool.output_schema or {}))
+    original = Draft202012Validator(output_schema)
+    good = {"item": {"n": 1}, "a": 1, "b": 2, "n": 1, "child": {"n": 2}}
+    bad = {"item": {"n": "x"}, "a": 1, "b": "x", "n": 1, "child": {"n": "x"}}
+    assert original.is_valid(good) and served.is_valid(good)
+    assert not original.is_valid(bad) and not served.is_valid(bad)  # the refs resolve, and still constrain
+    error = {"success": False, "error": "failed", "error_code": "UPSTREAM_ERROR", "details": {}}
+    assert served.is_valid(error)
