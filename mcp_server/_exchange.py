@@ -68,6 +68,16 @@ def _origin(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
+def _usable_origin(url: str, what: str) -> tuple[str, str, int]:
+    """`_origin(url)`, or the `UpstreamError` for a port the HTTP client reads but the standard library cannot
+    (`:+80`): an upstream's redirect may carry one, and it must not become an internal error."""
+    try:
+        return _origin(url)
+    except ValueError:
+        shown = public_url(url)
+        raise UpstreamError(f"{what} {shown} has a port that cannot be used", url=shown) from None
+
+
 def _pinned_url(url: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     parts = urlsplit(url)
     host = f"[{address}]" if address.version == 6 else str(address)
@@ -119,7 +129,7 @@ class Exchange:
         headers += [
             (k, v) for k, v in (("Accept", "*/*"), ("User-Agent", self._user_agent)) if k.lower() not in present
         ]
-        start_origin = _origin(url)
+        start_origin = _usable_origin(url, "The URL")
         for _hop in range(MAX_REDIRECTS + 1):
             response = await self._send_once(method, url, headers, content, timeouts, max_bytes)
             location = response.headers.get("location")
@@ -130,7 +140,7 @@ class Exchange:
             if new_method != method:
                 content = None
                 headers = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-length")]
-            if _origin(next_url) != start_origin:
+            if _usable_origin(next_url, "The redirect target") != start_origin:
                 # Credentials were meant for the connector's own origin, never for wherever it points us.
                 headers = [(k, v) for k, v in headers if k.lower() not in self._credential_headers]
             method, url = new_method, next_url

@@ -8,7 +8,6 @@ so a library that logs a URL with an API key in its query string cannot leak it.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import logging
 import re
@@ -29,14 +28,8 @@ def _lower_hex(quoted: str) -> str:
     return re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), quoted)
 
 
-@functools.lru_cache(maxsize=256)
 def _variants(secret: str) -> frozenset[str]:
-    """The forms a secret takes on the wire: as is, URL-encoded, JSON-escaped, base64.
-
-    Remembered for the most recent secrets: every call scrubs its credentials' forms from its result, its
-    error and the log, and computing them (a dozen encodings) cost more than the scrubbing. A value that
-    changes (a rotated key, a new token) simply gets its own entry.
-    """
+    """The forms a secret takes on the wire: as is, URL-encoded, JSON-escaped, base64."""
     quoted = quote(secret, safe="")
     forms = {
         secret,
@@ -84,7 +77,10 @@ class Redactor:
         forms: set[str] = set()
         for secret in secrets:
             if len(secret) >= MIN_SECRET_LENGTH:
-                forms |= _variants(secret)
+                # A call's secrets are in flight while it runs: their forms were computed once, when the first
+                # call holding them began (a dozen encodings cost more than the scrubbing), and are dropped
+                # when the last one ends, so no value outlives the calls that use it.
+                forms |= IN_FLIGHT.forms_of(secret) or _variants(secret)
         # Longest first, so a secret that contains another is replaced whole.
         self._forms = tuple(sorted(forms, key=len, reverse=True))
 
@@ -121,7 +117,12 @@ class InFlightSecrets:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._forms: dict[str, frozenset[str]] = {}
         self._redactor = Redactor(())
+
+    def forms_of(self, secret: str) -> frozenset[str] | None:
+        """The forms of a secret some call holds now; None for one no call holds."""
+        return self._forms.get(secret)
 
     @contextmanager
     def holding(self, secrets: Iterable[str]) -> Generator[None]:
@@ -130,17 +131,21 @@ class InFlightSecrets:
             yield
             return
         with self._lock:
-            new = any(s not in self._counts for s in held)
+            new = [s for s in dict.fromkeys(held) if s not in self._counts]
             self._counts.update(held)
             if new:  # concurrent calls with the same credentials share one redactor
+                self._forms.update((s, _variants(s)) for s in new)
                 self._redactor = Redactor(self._counts)
         try:
             yield
         finally:
             with self._lock:
                 self._counts.subtract(held)
-                if any(self._counts[s] <= 0 for s in held):
+                gone = [s for s in dict.fromkeys(held) if self._counts[s] <= 0]
+                if gone:
                     self._counts = +self._counts
+                    for s in gone:
+                        self._forms.pop(s, None)
                     self._redactor = Redactor(self._counts)
 
     @property

@@ -318,6 +318,14 @@ async def test_redirects_to_internal_addresses_are_refused(pipeline: Pipeline, t
     assert "?" not in failure.message
 
 
+async def test_a_redirect_to_an_unusable_port_is_an_upstream_error(pipeline: Pipeline, faults: FaultServer) -> None:
+    failure = error(
+        await pipeline.invoke("faults_get", {"case": "redirect", "to": f"http://127.0.0.1:+{faults.port}/x"}),
+        "UPSTREAM_ERROR",
+    )
+    assert "port" in failure.message
+
+
 async def test_redirect_to_a_name_resolving_privately_is_refused(pipeline: Pipeline, faults: FaultServer) -> None:
     name = _private_hostname()
     if name is None:

@@ -281,3 +281,18 @@ def test_a_secret_inside_a_jwt_payload_and_a_basic_header_is_scrubbed() -> None:
     basic = base64.b64encode(f"bot:{secret}".encode()).decode()
     result = Redactor([secret]).value({"token": f"eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln", "auth": f"Basic {basic}"})
     assert REDACTED in result["token"] and REDACTED in result["auth"]
+
+
+def test_in_flight_forms_live_exactly_as_long_as_a_call_holds_the_secret() -> None:
+    from mcp_server._redact import InFlightSecrets
+
+    flight = InFlightSecrets()
+    with flight.holding(["first-secret-value"]):
+        with flight.holding(["first-secret-value", "second-secret-value"]):
+            assert flight.redactor.text("a first-secret-value and a second-secret-value") == (
+                "a [REDACTED] and a [REDACTED]"
+            )
+        assert flight.forms_of("second-secret-value") is None  # its only call ended: nothing of it kept
+        assert flight.forms_of("first-secret-value") is not None
+        assert flight.redactor.text("second-secret-value first-secret-value") == "second-secret-value [REDACTED]"
+    assert flight.forms_of("first-secret-value") is None and not flight.redactor
