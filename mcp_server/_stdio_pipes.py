@@ -123,9 +123,10 @@ class PipeWriter(LineWriter):
 
 
 class ThreadWriter(LineWriter):
-    """A socket on stdout (inetd, socat, systemd socket units; often the same socket as stdin): blocking writes
-    on a worker thread, in order, so a slow reader never stalls the event loop. asyncio's pipe writer cannot
-    be used on a socket that is also read, since it takes the socket becoming readable for a hang-up."""
+    """stdout the same socket as stdin (inetd, socat, systemd socket units): blocking writes on a worker thread,
+    in order, so a slow reader never stalls the event loop. asyncio's pipe writer cannot be used on a socket
+    we also read, since it takes the socket becoming readable for a hang-up. (A separate socket per
+    descriptor, as Node gives a child, is written by the pipe writer.)"""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -150,6 +151,21 @@ class ThreadWriter(LineWriter):
             except OSError as exc:
                 self._broken = True
                 logger.warning("stdout cannot be written (%s): replies are dropped", exc.strerror or exc)
+
+    def write_pending(self) -> None:
+        """Write what is still queued, blocking (the session is over; nothing else waits on the loop)."""
+        batch, self._pending = b"".join(self._pending), []
+        if batch and not self._broken:
+            with contextlib.suppress(OSError):
+                _write_all(self._fd, batch)
+
+
+def _same_file(a: int, b: int) -> bool:
+    try:
+        first, second = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -312,12 +328,12 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
             fed_by_thread = True
         sink: LineWriter
         out_kind = _kind(stdout.private)
-        if out_kind == "fifo":
+        if out_kind == "fifo" or (out_kind == "socket" and not _same_file(stdin.private, stdout.private)):
             protocol = _WriteProtocol()
             write_transport, _ = await loop.connect_write_pipe(lambda: protocol, _owned_copy(stdout.private, "wb"))
             write_transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
             sink = PipeWriter(write_transport, protocol)
-        elif out_kind == "socket":
+        elif out_kind == "socket":  # the very socket we read: asyncio's pipe writer would take a request for EOF
             sink = ThreadWriter(stdout.private)
         else:
             sink = FileWriter(stdout.private)
@@ -326,6 +342,8 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
         finally:
             if write_transport is not None:
                 await _flush(write_transport)
+            if isinstance(sink, ThreadWriter):
+                sink.write_pending()  # replies whose sender was cancelled as stdin ended
             for fd, was_blocking in blocking.items():
                 with contextlib.suppress(OSError):
                     os.set_blocking(fd, was_blocking)

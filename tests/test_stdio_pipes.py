@@ -290,3 +290,40 @@ def test_one_socket_as_both_stdin_and_stdout(server_env: dict[str, str], tmp_pat
             process.kill()
             process.wait()
     assert "replies are dropped" not in (tmp_path / "stderr.log").read_text()
+
+
+def test_separate_sockets_as_node_gives_them_answer_a_burst_ended_by_eof(
+    server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Node (Claude Desktop, the TypeScript SDK) spawns servers with one socketpair per descriptor."""
+    import socket
+
+    in_ours, in_theirs = socket.socketpair()
+    out_ours, out_theirs = socket.socketpair()
+    command, args = server_command()
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        process = subprocess.Popen(
+            [command, *args, "--page-size", "3"], stdin=in_theirs, stdout=out_theirs, stderr=stderr, env=server_env
+        )
+    in_theirs.close()
+    out_theirs.close()
+    try:
+        burst = [_line(INITIALIZE), _line(INITIALIZED)]
+        burst += [
+            _line({"jsonrpc": "2.0", "id": 10 + i, "method": "tools/list" if i % 2 else "ping"}) for i in range(20)
+        ]
+        in_ours.sendall(b"".join(burst))
+        in_ours.shutdown(socket.SHUT_WR)  # stdin ends right after the burst
+        out_ours.settimeout(30)
+        received = b""
+        while chunk := out_ours.recv(1 << 16):
+            received += chunk
+        assert process.wait(timeout=30) == 0
+    finally:
+        in_ours.close()
+        out_ours.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    ids = sorted(json.loads(line)["id"] for line in received.splitlines())
+    assert ids == [1, *range(10, 30)]
