@@ -150,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="expose three meta-tools (search_tools, describe_tool, call_tool) instead of every tool: "
         "for catalogs of hundreds or thousands of operations",
     )
-    serve.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE, help="tools per tools/list page")
+    serve.add_argument(
+        "--page-size",
+        type=int,
+        default=DEFAULT_PAGE_SIZE,
+        help="tools per tools/list page (the built-in tools follow the last page)",
+    )
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_ops_arguments(serve)  # --log-format, --log-arguments, --stateless, --drain-timeout, --no-watch, ...
     add_serve_access_arguments(serve)  # --clients, --oauth-*, --read-only, --allow-unauthenticated, client limits
