@@ -319,6 +319,13 @@ def _target(url: str) -> _Target:
         return _parse_target(url)  # the same refusal, worded with the whole URL
 
 
+def _unresolvable(url: str, why: str) -> UpstreamUnreachable:
+    target = _parse_target(url)  # the whole URL, for the message (the origin was parsed from a cache)
+    return UpstreamUnreachable(
+        f"Cannot resolve host {target.host!r} for {target.safe_url}: {why}", host=target.host, url=target.safe_url
+    )
+
+
 class DestinationPolicy:
     """One connector's view of the guard: its base URL hosts (the connector's and its operations' own) and
     `network.allow` entries are let through."""
@@ -401,19 +408,9 @@ class DestinationPolicy:
         try:
             found = await self._resolver(origin.host, origin.port)
         except (OSError, UnicodeError) as exc:
-            target = _parse_target(url)
-            raise UpstreamUnreachable(
-                f"Cannot resolve host {target.host!r} for {target.safe_url}: {exc}",
-                host=target.host,
-                url=target.safe_url,
-            ) from exc
+            raise _unresolvable(url, str(exc)) from exc
         if not found:
-            target = _parse_target(url)
-            raise UpstreamUnreachable(
-                f"Cannot resolve host {target.host!r} for {target.safe_url}: no addresses",
-                host=target.host,
-                url=target.safe_url,
-            )
+            raise _unresolvable(url, "no addresses")
         return tuple(dict.fromkeys(found))
 
     @staticmethod

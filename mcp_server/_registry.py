@@ -24,7 +24,7 @@ from mcp_server._errors import InvalidArguments, UnknownTool
 from mcp_server._model import IDEMPOTENT_METHODS, READ_ONLY_METHODS, Catalog, Connector, Operation, Pagination
 from mcp_server._request import Binding
 from mcp_server._serialize import local_subschema
-from mcp_server._violations import QuickCheck, quick_check_for, violations
+from mcp_server._violations import NON_SCHEMA_KEYWORDS, QuickCheck, quick_check_for, violations
 
 MAX_REPORTED_ERRORS = 10
 ALL_PAGES = "all_pages"
@@ -335,9 +335,6 @@ def served_output_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return served
 
 
-_NOT_SCHEMAS = frozenset({"enum", "const", "default", "examples"})
-
-
 def _rebased(node: Any) -> Any:
     """`node` with every local `$ref` other than `#/$defs/...` pointed into `anyOf[0]`, where the result moved."""
     if isinstance(node, list):
@@ -348,7 +345,7 @@ def _rebased(node: Any) -> Any:
     for key, value in cast(dict[str, Any], node).items():
         if key == "$ref" and isinstance(value, str) and value.startswith("#") and not value.startswith("#/$defs"):
             rebased[key] = "#/anyOf/0" + value[1:]
-        elif key in _NOT_SCHEMAS:
+        elif key in NON_SCHEMA_KEYWORDS:
             rebased[key] = value
         else:
             rebased[key] = _rebased(value)

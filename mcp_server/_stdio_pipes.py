@@ -85,11 +85,17 @@ class LineWriter:
     """Where our messages go: each `write_bytes` is one whole line, `flush` waits while the client is slow."""
 
     _warned = False
+    _broken = False  # a write failed: every later line is dropped
 
     def _dropped(self) -> None:
         if not self._warned:
             self._warned = True
             logger.warning("the client closed stdout: replies are dropped until it closes stdin")
+
+    def _failed(self, exc: OSError) -> None:
+        """A full disk, a hung-up terminal or socket: like a closed pipe, the replies stop."""
+        self._broken = True
+        logger.warning("stdout cannot be written (%s): replies are dropped", exc.strerror or exc)
 
     async def write(self, text: str) -> None:  # the SDK's stdout file interface (`stdio_server(stdout=)`)
         self.write_bytes(text.encode("utf-8"))
@@ -132,7 +138,6 @@ class ThreadWriter(LineWriter):
         self._fd = fd
         self._pending: list[bytes] = []
         self._lock = asyncio.Lock()
-        self._broken = False
 
     def write_bytes(self, line: bytes) -> None:
         if self._broken:
@@ -149,8 +154,7 @@ class ThreadWriter(LineWriter):
             try:
                 await anyio.to_thread.run_sync(_write_all, self._fd, batch)
             except OSError as exc:
-                self._broken = True
-                logger.warning("stdout cannot be written (%s): replies are dropped", exc.strerror or exc)
+                self._failed(exc)
 
     def write_pending(self) -> None:
         """Write what is still queued, blocking (the session is over; nothing else waits on the loop)."""
@@ -179,7 +183,6 @@ class FileWriter(LineWriter):
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._broken = False
 
     def write_bytes(self, line: bytes) -> None:
         if self._broken:
@@ -187,9 +190,8 @@ class FileWriter(LineWriter):
             return
         try:
             _write_all(self._fd, line)
-        except OSError as exc:  # a full disk, a hung-up terminal: like a closed pipe, the replies stop
-            self._broken = True
-            logger.warning("stdout cannot be written (%s): replies are dropped", exc.strerror or exc)
+        except OSError as exc:
+            self._failed(exc)
 
 
 class MessageWriter:
@@ -268,15 +270,16 @@ class _WriteProtocol(asyncio.Protocol):
 
 
 class _Claim:
-    """fd moved to a private descriptor, with `diversion` put in its place until `release()`."""
+    """fd moved to a private descriptor, with stderr (else /dev/null, opened with `flags`) in its place until
+    `release()`."""
 
-    def __init__(self, fd: int, diversion_path: str, diversion_flags: int, *, use_stderr: bool) -> None:
+    def __init__(self, fd: int, flags: int, *, use_stderr: bool) -> None:
         self.fd = fd
         self.private = _dup_above_std(fd)
         try:
-            diversion = os.dup(2) if use_stderr else os.open(diversion_path, diversion_flags)
+            diversion = os.dup(2) if use_stderr else os.open(os.devnull, flags)
         except OSError:
-            diversion = os.open(diversion_path, diversion_flags)
+            diversion = os.open(os.devnull, flags)
         try:
             os.dup2(diversion, fd)
         finally:
@@ -309,13 +312,13 @@ def _owned_copy(fd: int, mode: str) -> Any:
 async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
     """Line reader for the client's requests and writer for our messages, over private copies of fd 0 and 1."""
     loop = asyncio.get_running_loop()
-    stdin = _Claim(0, os.devnull, os.O_RDONLY, use_stderr=False)
+    stdin = _Claim(0, os.O_RDONLY, use_stderr=False)
     stdout: _Claim | None = None
     read_transport: asyncio.BaseTransport | None = None
     write_transport: asyncio.WriteTransport | None = None
     fed_by_thread = False
     try:
-        stdout = _Claim(1, os.devnull, os.O_WRONLY, use_stderr=True)
+        stdout = _Claim(1, os.O_WRONLY, use_stderr=True)
         # Non-blocking mode is a property of the shared open file: restored on the way out for the client.
         blocking = {fd: os.get_blocking(fd) for fd in (stdin.private, stdout.private)}
         reader = asyncio.StreamReader(limit=MAX_LINE_BYTES, loop=loop)

@@ -24,6 +24,10 @@ r"""Where jsonschema-rs and the Python validator judge differently: formats (lea
 regexes (ASCII `\d`/`\w`/`\s` against Python's Unicode ones)."""
 
 
+NON_SCHEMA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+"""Keywords whose values are instances, not subschemas: a walk over a schema's keywords does not enter them."""
+
+
 def quick_check_for(schema: Mapping[str, Any]) -> QuickCheck | None:
     """A `QuickCheck` where both validators give the same verdict, else None (the Python validator alone)."""
     return None if _uses_dialect(schema) else QuickCheck(schema)
@@ -38,7 +42,7 @@ def _uses_dialect(node: object) -> bool:
                 return True
             if key == "multipleOf" and not (isinstance(value, int) and not isinstance(value, bool)):
                 return True  # float arithmetic: 0.07 is a multiple of 0.01 for one validator and not the other
-            if key not in ("enum", "const", "default", "examples") and _uses_dialect(value):
+            if key not in NON_SCHEMA_KEYWORDS and _uses_dialect(value):
                 return True
     elif isinstance(node, list):
         return any(_uses_dialect(item) for item in cast(list[Any], node))
