@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
-from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 from mcp_server._listing_cache import ListingCache
 from mcp_server._metrics import CallMetrics
+
+if TYPE_CHECKING:
+    from mcp_server._server import DirectCall
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,20 @@ class ConnectorServer(Server[Any]):
 
     listing_cache: ListingCache | None = None
     """The `tools/list` cache in its middleware, for a transport that can write cached pages itself."""
+
+    direct_call: DirectCall | None = None
+    """The `tools/call` handler without the SDK's request context, for a transport that answers calls itself."""
+
+    def add_bookkeeping(self, middleware: ServerMiddleware[Any]) -> None:
+        """Add a middleware that passes `tools/call` through unchanged, so a transport that answers calls
+        itself (`_http_fastpath`) may leave it out; any other middleware keeps every call on the SDK's path."""
+        self.middleware.append(middleware)
+        self._bookkeeping = (*self._bookkeeping, middleware)
+
+    def is_bookkeeping(self, middleware: object) -> bool:
+        return any(middleware == known for known in self._bookkeeping)  # == : bound methods are new objects
+
+    _bookkeeping: tuple[object, ...] = ()
 
     def create_initialization_options(
         self,
@@ -60,10 +77,11 @@ class ToolListChanges:
         self._metrics = metrics
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
 
-    def attach(self, server: Server[Any]) -> None:
+    def attach(self, server: ConnectorServer) -> None:
         """Serve `subscriptions/listen` on `server` and remember the connections that talk to it."""
         server.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, self._serve_listen)
-        server.middleware.append(self._remember_connection)
+        # Only handshake-era connections are remembered (2026-era ones hear of changes on their listen stream).
+        server.add_bookkeeping(self._remember_connection)
 
     async def _serve_listen(
         self, ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams

@@ -23,6 +23,7 @@ ENV_VAULT_KEY = "MCP_CONNECTORS_VAULT_KEY"
 ENV_VAULT_BACKEND = "MCP_CONNECTORS_VAULT_BACKEND"
 ENV_ACCOUNTS = "MCP_CONNECTORS_ACCOUNTS"
 ENV_AUDIT_LOG = "MCP_CONNECTORS_AUDIT_LOG"
+ENV_HTTP_FAST_PATH = "MCP_CONNECTORS_HTTP_FAST_PATH"
 ENV_VAULT_MOUNT = "MCP_CONNECTORS_VAULT_MOUNT"
 ENV_VAULT_PREFIX = "MCP_CONNECTORS_VAULT_PREFIX"
 # The HashiCorp variables are the ones the `vault` CLI itself reads, so an existing Vault login just works.
@@ -284,6 +285,11 @@ class Settings:
     stateless: bool = False
     """`--stateless`: Streamable HTTP without sessions, for replicas behind a load balancer; SSE is off."""
 
+    http_fast_path: bool = True
+    """Answer Streamable HTTP 2026-07-28 `tools/call` requests without the SDK's per-request machinery
+    (`_http_fastpath`, same bytes on the wire); `MCP_CONNECTORS_HTTP_FAST_PATH=off` sends every request
+    through the SDK."""
+
     drain_timeout: float = 10.0
     """`--drain-timeout`: seconds a SIGTERM waits for tool calls in flight before they are cancelled."""
 
@@ -338,6 +344,8 @@ class Settings:
                 overrides["audit_log"] = Path(audit).expanduser() if audit else vault_path.with_name("audit.jsonl")
         overrides.setdefault("vault_backend", environ.get(ENV_VAULT_BACKEND, "").strip().lower() or "file")
         overrides.setdefault("hashicorp", hashicorp)
+        if "http_fast_path" not in overrides:
+            overrides["http_fast_path"] = environ.get(ENV_HTTP_FAST_PATH, "").strip().lower() not in (*_OFF, "false")
         if "access" not in overrides:
             overrides["access"] = AccessSettings.from_environ(environ)
         if "local_tools" not in overrides:

@@ -21,6 +21,7 @@ from mcp_server._access import build_access
 from mcp_server._app import open_vault
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._config import Settings
+from mcp_server._http_fastpath import ModernToolCalls
 from mcp_server._inbound import Authenticator, InboundAuth
 from mcp_server._metrics import CONTENT_TYPE_LATEST
 from mcp_server._model import Catalog
@@ -100,6 +101,9 @@ def build_http_app(
     # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
     session_manager = ops.session_manager(server)
     sse_transport = SseServerTransport("/messages/")
+    mcp_endpoint: Any = session_manager.asgi_app
+    if settings.http_fast_path:  # 2026-07-28 tools/call without the SDK's per-request machinery (_http_fastpath)
+        mcp_endpoint = ModernToolCalls(server, session_manager, session_manager.asgi_app)
     rest = RestApi(pipeline, access, local)
     webhooks = WebhookEndpoints(local, access, pipeline, open_vault(settings), environ=settings.environ)
 
@@ -122,7 +126,7 @@ def build_http_app(
             yield
 
     routes: list[Route | Mount] = [
-        Route("/mcp", endpoint=session_manager.asgi_app),
+        Route("/mcp", endpoint=mcp_endpoint),
         Route("/sse", endpoint=_SseEndpoint(server, sse_transport, ops.drain, enabled=not settings.stateless)),
         Mount("/messages/", app=sse_transport.handle_post_message),
         Route("/health", health, methods=["GET"]),

@@ -53,6 +53,11 @@ class SessionManager(StreamableHTTPSessionManager):
     """The SDK's Streamable HTTP session manager, with its open sessions counted and closable at shutdown."""
 
     @property
+    def running(self) -> bool:
+        """Between `run()` and its end: the SDK refuses requests outside it."""
+        return self._task_group is not None
+
+    @property
     def open_sessions(self) -> int:
         return len(self._server_instances)
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from mcp_server._access import Access
+from mcp_server._access import Access, Principal
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._changes import ConnectorServer, ToolListChanges
 from mcp_server._errors import ToolError, UnknownTool
 from mcp_server._listing_cache import ListingCache
 from mcp_server._meta_tools import META_TOOLS, MetaTools
-from mcp_server._pipeline import Outcome, Pipeline
+from mcp_server._pipeline import Outcome, Pipeline, ProgressFn
 from mcp_server._registry import InvalidCursor
 from mcp_server._version import server_version
 
@@ -42,6 +44,19 @@ def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:
         # A separate block, so the JSON block stays exactly the structured content.
         content.append(types.TextContent(type="text", text=f"Note: {outcome.note}"))
     return types.CallToolResult(content=content, structured_content=structured)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectCall:
+    """What `build_server` registered for `tools/call`, callable without an SDK request context.
+
+    `_http_fastpath` answers Streamable HTTP 2026-07-28 calls with `call`; it checks that `handler` is
+    still the server's `tools/call` handler, and reads the caller from a request with `access`.
+    """
+
+    call: Callable[[Principal, types.CallToolRequestParams, ProgressFn | None], Awaitable[types.CallToolResult]]
+    handler: object
+    access: Access
 
 
 def build_server(
@@ -86,33 +101,29 @@ def build_server(
             listed += builtins(ctx)
         return types.ListToolsResult(tools=listed, next_cursor=next_cursor)
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
-        principal = access.principal(ctx.request)
+    async def call(
+        principal: Principal, params: types.CallToolRequestParams, progress: ProgressFn | None
+    ) -> types.CallToolResult:
         try:
             if local is not None and local.serves(params.name):  # built-ins never reach the HTTP pipeline
                 outcome = await local.call(
-                    principal,
-                    params.name,
-                    params.arguments,
-                    transport=client,
-                    progress=ctx.session.report_progress,
+                    principal, params.name, params.arguments, transport=client, progress=progress
                 )
             elif meta is not None:
                 outcome = await meta.call(
-                    params.name,
-                    params.arguments or {},
-                    progress=ctx.session.report_progress,
-                    principal=principal,
-                    transport=client,
+                    params.name, params.arguments or {}, progress=progress, principal=principal, transport=client
                 )
             else:  # FORBIDDEN outside the client's scopes, RATE_LIMITED over its limits (`_access`)
                 outcome = await access.invoke(
-                    principal, params.name, params.arguments, transport=client, progress=ctx.session.report_progress
+                    principal, params.name, params.arguments, transport=client, progress=progress
                 )
         except UnknownTool as exc:
             pipeline.metrics.observe_unknown_tool()  # one `unknown` series, whatever name was sent
             raise MCPError(types.INVALID_PARAMS, exc.message) from None
         return to_call_tool_result(outcome)
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await call(access.principal(ctx.request), params, ctx.session.report_progress)
 
     def tool_input_schema(name: str) -> dict[str, Any] | None:
         try:  # no request here: the inbound middleware's CURRENT_PRINCIPAL says whose view to use
@@ -129,6 +140,7 @@ def build_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    server.direct_call = DirectCall(call, call_tool, access)
     if meta is None:
 
         def listing(ctx: ServerRequestContext[Any]) -> tuple[object, ...]:
@@ -137,7 +149,7 @@ def build_server(
             return (access.view(principal).registry, page_size, names)
 
         server.listing_cache = ListingCache(listing)
-        server.middleware.append(server.listing_cache)
+        server.add_bookkeeping(server.listing_cache)  # it answers tools/list only
     if changes is not None:
         changes.attach(server)
     if local is not None:
