@@ -26,7 +26,7 @@ provider installed (the SDK's middleware records a span per call there).
 The SSE deferral is kept: the answer is JSON when the call ends within the SDK's window (15 s);
 a longer call commits `text/event-stream`, gets a comment ping every window, and ends with the
 result as one `message` event. A client that disconnects cancels the call, as on the SDK's path.
-`json_response` managers answer JSON and do not watch for disconnects, as the SDK does.
+A manager in `json_response` mode (ours never is) keeps the SDK's path.
 """
 
 from __future__ import annotations
@@ -131,13 +131,11 @@ class ModernToolCalls:
             await self._sdk_app(scope, replay, send)
             return
         self.answered += 1
-        if self._manager.json_response:
-            await _write(await self._answer(call), scope, replay, send)
-        else:
-            await self._deferred(call, scope, replay, send)
+        await self._deferred(call, scope, replay, send)
 
     def _takes(self, scope: Scope) -> bool:
-        if not self.enabled or scope["type"] != "http" or scope["method"] != "POST":
+        # (A `json_response` manager answers JSON without watching for disconnects: ours never is one.)
+        if not self.enabled or self._manager.json_response or scope["type"] != "http" or scope["method"] != "POST":
             return False
         version = next((value for key, value in scope["headers"] if key == _VERSION_HEADER), None)
         if version not in _MODERN:
@@ -152,7 +150,7 @@ class ModernToolCalls:
         if await self._security.validate_request(request, is_post=True) is not None:
             return None
         has_json, has_sse = check_accept_headers(request)
-        if not has_json or (not self._manager.json_response and not has_sse):
+        if not (has_json and has_sse):
             return None
         try:
             decoded: Any = json.loads(body)
