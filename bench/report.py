@@ -360,10 +360,12 @@ def render(results: dict[str, Any], out_dir: Path) -> None:
         "own Python; **mcp-connectors** — `python -m mcp_server serve` with a one-operation manifest, the token in "
         "a fresh vault (scrypt passphrase via `MCP_CONNECTORS_VAULT_KEY`), full argument validation, the audit log "
         "on (`MCP_CONNECTORS_AUDIT_LOG` in the temp dir), default log level (one INFO line per call to stderr).",
-        "- **Clients**: a light hand-written JSON-RPC client (`bench/clients.py`: pipes for stdio; httpx2 for "
+        "- **Clients**: a light hand-written JSON-RPC client (`bench/clients.py`: pipes for stdio; for HTTP a "
+        "minimal HTTP/1.1 keep-alive client on asyncio streams, one connection per request in flight — about a "
+        "quarter of httpx2's client CPU per call, which on two shared cores is CPU the measured server gets back; "
         "Streamable HTTP with `Mcp-Session-Id`/`MCP-Protocol-Version` for 2025-11-25 and the per-request `_meta` "
-        "envelope plus `MCP-Protocol-Version`/`Mcp-Method`/`Mcp-Name` headers for 2026-07-28; GET /sse + POST "
-        "/messages/ for SSE). The SDK's `mcp.Client` speaks all four (`mode='2026-07-28'` / `'legacy'`) and "
+        "envelope plus `MCP-Protocol-Version`/`Mcp-Method`/`Mcp-Name` headers for 2026-07-28; GET /sse (httpx2) + "
+        "POST /messages/ for SSE). The SDK's `mcp.Client` speaks all four (`mode='2026-07-28'` / `'legacy'`) and "
         "is used for a sanity pass below.",
         "- **Server CPU** is the server process's own utime+stime from `/proc/<pid>/stat` before/after a phase "
         "(10 ms ticks, phases of thousands of calls); client CPU is reported beside it, never added to it. "
