@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from mcp_server._catalog import _Fault, load_catalog, load_manifest
 from mcp_server._model import (
@@ -1004,3 +1005,8 @@ def test_bad_variants(tmp_path: Path, variant: dict[str, Any], where: str, reaso
     fault = only_fault(load_catalog([tmp_path]))
     assert fault.json_path.startswith(f"$.operations[0]{where}"), fault
     assert reason in fault.reason, fault.reason
+
+
+def test_the_bundled_manifest_schema_is_a_valid_2020_12_schema() -> None:
+    schema = json.loads((bundled_dir("schemas") / "connector.schema.json").read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)  # the server no longer checks it at start-up
