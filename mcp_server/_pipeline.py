@@ -36,6 +36,7 @@ from mcp_server._errors import (
     AuthMissing,
     CircuitOpen,
     InternalToolError,
+    InvalidArguments,
     RateLimited,
     ToolError,
     UnknownTool,
@@ -75,6 +76,7 @@ from mcp_server._resilience import (
     server_delay,
 )
 from mcp_server._secrets import Secret, ValueRef
+from mcp_server._serialize import LONE_SURROGATE, unencodable_path
 from mcp_server._shape import ToolSuccess
 from mcp_server._version import server_version
 
@@ -379,6 +381,14 @@ class Pipeline:
                     try:
                         request = build_request(connector, operation, bindings, sent, resolved)
                     except ValueError as exc:
+                        # JSON lets a client send a lone surrogate ("\ud800"), which no request can carry;
+                        # otherwise the value that could not be placed is a credential.
+                        path = unencodable_path(sent)
+                        if path is not None:
+                            raise InvalidArguments(
+                                f"Invalid arguments for {tool.name} at {path}: the {LONE_SURROGATE}",
+                                path=path,
+                            ) from None
                         raise AuthMissing(Redactor(sensitive).text(str(exc))) from None
                     response = await self._call(tool, runtime, request, progress, register)
                     trace.status = response.status

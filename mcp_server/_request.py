@@ -57,6 +57,7 @@ from mcp_server._model import (
 )
 from mcp_server._secrets import ValueRef
 from mcp_server._serialize import (
+    LONE_SURROGATE,
     MULTIPART_CONTENT_TYPE,
     Pairs,
     UnserializableValue,
@@ -71,6 +72,7 @@ from mcp_server._serialize import (
     serialize_header,
     serialize_path,
     serialize_query,
+    unencodable_path,
 )
 
 BindingLocation = Literal["path", "query", "header", "cookie", "body_property", "body"]
@@ -265,6 +267,8 @@ def _body(
     except UnserializableValue as exc:
         if exc.key is not None:
             fault_path = f"{fault_path}.{exc.key}" if fault_path != "$" else f"$.{argument_of.get(exc.key, exc.key)}"
+        elif str(exc) == LONE_SURROGATE:
+            fault_path = unencodable_path(arguments) or fault_path
         raise InvalidArguments(f"Request body: {exc}", path=fault_path) from None
     return content, content_type
 

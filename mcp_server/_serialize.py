@@ -53,6 +53,9 @@ class UnserializableValue(ValueError):
 Pairs = list[tuple[str, str]]
 
 
+LONE_SURROGATE = "text contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text"
+
+
 def format_scalar(value: Any) -> str:
     """One value as text: `true`/`false`, JSON-style numbers (`1`, not `1.0`), strings as they are.
 
@@ -82,9 +85,12 @@ def dump_json(value: Any, *, ascii_only: bool = False) -> bytes:
     """Compact UTF-8 JSON (no spaces, no `\\u` escapes unless `ascii_only`); NaN and infinities are refused."""
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False)
-        return text.encode("utf-8")
     except ValueError:
         raise UnserializableValue("numbers must be finite") from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON let the client send a lone surrogate ("\ud800")
+        raise UnserializableValue(LONE_SURROGATE) from None
     except TypeError:
         raise UnserializableValue("value is not JSON") from None
 
@@ -433,3 +439,25 @@ def _part(name: str, content: bytes, content_type: str | None = None, filename: 
     if content_type is not None:
         headers += f"Content-Type: {content_type}\r\n"
     return headers.encode("utf-8") + b"\r\n" + content
+
+
+def unencodable_path(value: Any, path: str = "$") -> str | None:
+    """The JSON path of the first string (or key) in `value` that UTF-8 cannot encode, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, Mapping):
+        for key, item in cast(Mapping[Any, Any], value).items():
+            inner = f"{path}.{key}" if isinstance(key, str) else path
+            found = unencodable_path(key, inner) or unencodable_path(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(cast(Sequence[Any], value)):
+            found = unencodable_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

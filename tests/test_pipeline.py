@@ -192,6 +192,24 @@ async def test_empty_204(pipeline: Pipeline, upstream: FakeUpstream) -> None:
     assert result.value is None and result.is_json
 
 
+@pytest.mark.parametrize(
+    ("tool", "arguments", "path"),
+    [
+        ("echo_get_item", {"item_id": "a\ud800b"}, "$.item_id"),
+        ("echo_get_item", {"item_id": "1", "tags": ["ok", "\udfff"]}, "$.tags[1]"),
+        ("echo_create_item", {"title": "fine \ud83d"}, "$.title"),
+        ("echo_get_item", {"item_id": "1", "X-Trace": "\ud800"}, "$.X-Trace"),
+    ],
+)
+async def test_a_lone_surrogate_in_an_argument_is_an_invalid_argument(
+    pipeline: Pipeline, upstream: FakeUpstream, tool: str, arguments: dict[str, Any], path: str
+) -> None:
+    error = failed(await pipeline.invoke(tool, arguments), "INVALID_ARGUMENTS")
+    assert error.details["path"] == path
+    assert "lone surrogate" in error.message or "must be ASCII" in error.message  # headers: ASCII only
+    assert upstream.requests == []
+
+
 async def test_unusable_charset_falls_back_to_utf8(pipeline: Pipeline) -> None:
     success = ok(await pipeline.invoke("more_idna_charset", {}))
     assert success.text.endswith(" not idna")

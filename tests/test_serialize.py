@@ -25,6 +25,7 @@ from mcp_server._serialize import (
     serialize_header,
     serialize_path,
     serialize_query,
+    unencodable_path,
 )
 
 STRING = "blue"
@@ -727,3 +728,23 @@ def test_content_parameter_of_another_type_is_its_text() -> None:
 def test_content_parameter_with_a_non_finite_number_is_refused() -> None:
     with pytest.raises(UnserializableValue, match="finite"):
         serialize_query(content_param("query"), {"x": float("nan")})
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ("fine ✓", None),
+        ({"a": ["x", {"b": "\ud800"}]}, "$.a[1].b"),
+        ({"\udc80key": 1}, "$.\udc80key"),
+        ([1, 2.5, None, True, "\udfff"], "$[4]"),
+        ({"a": "ok", "b": ("t", "\ud83d")}, "$.b[1]"),
+    ],
+)
+def test_unencodable_path_names_the_first_lone_surrogate(value: object, path: str | None) -> None:
+    assert unencodable_path(value) == path
+
+
+def test_json_with_a_lone_surrogate_is_refused_as_such() -> None:
+    with pytest.raises(UnserializableValue, match="lone surrogate"):
+        dump_json({"title": "a\ud800"})
+    assert dump_json({"title": "a\ud800"}, ascii_only=True) == b'{"title":"a\\ud800"}'  # escaped: valid JSON text
