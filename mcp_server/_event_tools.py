@@ -189,6 +189,7 @@ class EventResources:
         """Serve the resource methods on `server`; `bus` is the process's `subscriptions/listen` bus (2026-07-28)."""
         self._bus = bus
         server.add_request_handler("resources/list", types.PaginatedRequestParams, self._list)
+        server.add_request_handler("resources/templates/list", types.PaginatedRequestParams, self._templates)
         server.add_request_handler("resources/read", types.ReadResourceRequestParams, self._read)
         server.add_request_handler("resources/subscribe", types.SubscribeRequestParams, self._subscribe)
         server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe)
@@ -203,7 +204,7 @@ class EventResources:
             or not self._may_read(self._principal(ctx.request), connector)
         ):
             # The same answer for "no such connector" and "not yours": a client learns nothing it could not list.
-            raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri[:200]}")
+            raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri[:200]}", data={"uri": uri[:2000]})
         return connector
 
     async def _list(
@@ -223,6 +224,23 @@ class EventResources:
             if self._may_read(principal, name)
         ]
         return types.ListResourcesResult(resources=resources)
+
+    async def _templates(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams
+    ) -> types.ListResourceTemplatesResult:
+        """`events://{connector}`, for a client that may read some connector's events; else none."""
+        principal = self._principal(ctx.request)
+        if not any(self._may_read(principal, name) for name in self._hub.connectors()):
+            return types.ListResourceTemplatesResult(resource_templates=[])
+        template = types.ResourceTemplate(
+            uri_template=f"{URI_SCHEME}{{connector}}",
+            name="connector events",
+            title="A connector's webhook events",
+            description=f"The most recent webhook events a connector received (newest first, up to "
+            f"{RESOURCE_EVENTS}); resources/list names the connectors this client may read.",
+            mime_type="application/json",
+        )
+        return types.ListResourceTemplatesResult(resource_templates=[template])
 
     async def _read(
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams

@@ -16,6 +16,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.session import IncomingMessage
+from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import ResourceUpdatedNotification, TextResourceContents
 
@@ -385,8 +386,13 @@ async def test_resources_and_updated_notifications(hook_server: ServerProcess) -
         deliver(hook_server, "stripe", body, stripe_headers(body))
         await anyio.sleep(0.5)
         assert seen.uris == ["events://stripe"]
-        with pytest.raises(Exception):  # noqa: B017 - the SDK raises MCPError for an unknown resource
-            await legacy.read_resource("events://echo")
+        for client in (legacy, modern):
+            with pytest.raises(MCPError) as unknown:
+                await client.read_resource("events://echo")
+            assert unknown.value.error.code == -32602
+            assert unknown.value.error.data == {"uri": "events://echo"}
+            templates = (await client.list_resource_templates()).resource_templates
+            assert [t.uri_template for t in templates] == ["events://{connector}"]
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
