@@ -49,8 +49,8 @@ const NOT_APPLICABLE_IDS = {
 // Deviations described in README.md ("2026-07-28"): reported, not counted as failures.
 const KNOWN = {
   'json-schema-2020-12-$schema': 'deliberate: the served inputSchema is built by the server and carries no $schema (2020-12 is the default dialect)',
-  'sep-2106-composition-keywords-preserved': 'finding: a body schema\'s top-level allOf/anyOf is dropped from the served inputSchema (and not enforced)',
-  'sep-2106-conditional-keywords-preserved': 'finding: a body schema\'s top-level if/then/else is dropped from the served inputSchema (and not enforced)',
+  'sep-2106-composition-keywords-preserved': 'deliberate (finding 5): a body schema\'s top-level allOf/anyOf is not in the flat inputSchema (the Anthropic and OpenAI APIs refuse top-level combinators; the upstream enforces them)',
+  'sep-2106-conditional-keywords-preserved': 'deliberate (finding 5): a body schema\'s top-level if/then/else is not in the flat inputSchema (the upstream enforces it)',
   'sep-2243-server-accepts-whitespace-header-value': 'finding: an Mcp-Name header with spaces around the value is refused (-32020, HTTP 400); the Python SDK compares it untrimmed',
   'sep-2549-resources-templates-list-caching-hints': 'finding: resources capability advertised, resources/templates/list answers -32601',
   'sep-2549-prompts-list-caching-hints': 'n/a: no prompts capability, prompts/list is -32601',

@@ -345,7 +345,8 @@ class Settings:
         overrides.setdefault("vault_backend", environ.get(ENV_VAULT_BACKEND, "").strip().lower() or "file")
         overrides.setdefault("hashicorp", hashicorp)
         if "http_fast_path" not in overrides:
-            overrides["http_fast_path"] = environ.get(ENV_HTTP_FAST_PATH, "").strip().lower() not in (*_OFF, "false")
+            switch = environ.get(ENV_HTTP_FAST_PATH, "").strip().lower()
+            overrides["http_fast_path"] = switch not in ("off", "no", "false", "0", "none", "disabled")
         if "access" not in overrides:
             overrides["access"] = AccessSettings.from_environ(environ)
         if "local_tools" not in overrides:

@@ -47,8 +47,12 @@ class ToolError(ConnectorsError):
         self.details: dict[str, Any] = details
 
     def to_body(self) -> dict[str, Any]:
-        """The wire shape of DESIGN.md: `{"success": false, "error", "error_code", "details"}`."""
-        return {"success": False, "error": self.message, "error_code": self.error_code, "details": self.details}
+        """The wire shape of DESIGN.md: `{"success": false, "error", "error_code", "details"}`.
+
+        Messages may quote what the client sent; a lone surrogate in it (JSON's `"\\ud800"`) is written as
+        an escape, so the body can be encoded as UTF-8 on every transport."""
+        body = {"success": False, "error": self.message, "error_code": self.error_code, "details": self.details}
+        return printable_tree(body)
 
 
 class InvalidArguments(ToolError):
@@ -130,3 +134,22 @@ class Forbidden(ToolError):
     """
 
     error_code = "FORBIDDEN"
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate written as a `\\udXXX` escape (everything else unchanged)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def printable_tree(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(k) if isinstance(k, str) else k: printable_tree(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, list | tuple):
+        return [printable_tree(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return value

@@ -249,6 +249,8 @@ class ModernToolCalls:
                 answer = await self._answer(call)
         finally:
             watcher.cancel()
+            if stream.starting:  # cancelled inside the send of the SSE headers: know whether they went out
+                await asyncio.wait({watcher})
         if answer is None:
             return  # the client closed the stream, which cancels the call (as on the SDK's path)
         if stream.committed:
@@ -258,10 +260,11 @@ class ModernToolCalls:
 
 
 class _Stream:
-    __slots__ = ("committed",)
+    __slots__ = ("committed", "starting")
 
     def __init__(self) -> None:
         self.committed = False  # `text/event-stream` headers sent: the answer must be an SSE event
+        self.starting = False  # the watcher is inside the send of those headers
 
 
 async def _watch(receive: Receive, send: Send, stream: _Stream, answering: anyio.CancelScope, window: float) -> None:
@@ -274,8 +277,11 @@ async def _watch(receive: Receive, send: Send, stream: _Stream, answering: anyio
                         pass
             except TimeoutError:
                 if not stream.committed:
-                    stream.committed = True  # before the send: a cancel cannot land between the write and this
+                    # A send may wait for the transport to drain before it writes: only a completed one commits.
+                    stream.starting = True
                     await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+                    stream.committed = True
+                    stream.starting = False
                 await send({"type": "http.response.body", "body": _PING, "more_body": True})
                 continue
             break

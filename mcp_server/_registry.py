@@ -130,26 +130,6 @@ def _with_description(schema: Mapping[str, Any], description: str | None) -> dic
     return result
 
 
-HOISTED_BODY_KEYWORDS = (
-    "allOf",
-    "anyOf",
-    "oneOf",
-    "not",
-    "if",
-    "then",
-    "else",
-    "dependentRequired",
-    "dependentSchemas",
-    "$anchor",
-    "$comment",
-)
-"""An object body's own conditions, kept at the top of the flat schema, where its properties now are.
-
-They are only kept when no body property had to be renamed (`body_title`), since they name properties;
-keywords that count or match every property (`minProperties`, `propertyNames`) would count the other
-arguments too, and are left out."""
-
-
 def flatten_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Binding]]:
     """The tool's flat input schema and where each of its properties goes in the request.
 
@@ -161,7 +141,6 @@ def flatten_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Bindi
     required: list[str] = []
     bindings: dict[str, Binding] = {}
     defs: dict[str, Any] = {}
-    hoisted: dict[str, Any] = {}
 
     def claim(preferred: str, prefix: str) -> str:
         name = preferred if preferred not in properties else f"{prefix}_{preferred}"
@@ -187,18 +166,14 @@ def flatten_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Bindi
         body_properties = cast(Mapping[str, Any] | None, object_schema.get("properties"))
         if object_schema.get("type") == "object" and body_properties:
             body_required = set(cast(Sequence[str], object_schema.get("required", ())))
-            renamed = False
             for prop, prop_schema in body_properties.items():
                 name = claim(prop, "body")
-                renamed = renamed or name != prop
                 properties[name] = prop_schema
                 bindings[name] = Binding("body_property", prop)
                 # The body's own required list applies whenever a body is sent, and a flat
                 # schema cannot express "required only if any sibling is present".
                 if prop in body_required:
                     required.append(name)
-            if not renamed:  # the body's properties kept their names, so its own conditions still read right
-                hoisted = {k: object_schema[k] for k in HOISTED_BODY_KEYWORDS if k in object_schema}
         else:
             name = claim("body", "body")
             properties[name] = _with_description(
@@ -212,7 +187,6 @@ def flatten_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Bindi
     if required:
         schema["required"] = required
     schema["additionalProperties"] = False
-    schema.update(hoisted)
     if defs:
         schema["$defs"] = defs
     return schema, bindings
@@ -287,8 +261,6 @@ def tool_input(operation: Operation) -> tuple[dict[str, Any], dict[str, Binding]
     if required:
         rebuilt["required"] = required
     rebuilt["additionalProperties"] = False
-    if not shapes:  # with variants, the body's conditions would hold only when the operation's own request is sent
-        rebuilt.update({k: schema[k] for k in HOISTED_BODY_KEYWORDS if k in schema})
     if "$defs" in schema:
         rebuilt["$defs"] = schema["$defs"]
     return rebuilt, bindings, tuple(shapes), local

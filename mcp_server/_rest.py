@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from mcp_server._access import Access, OverClientLimit, forbidden_response, over_limit_response
 from mcp_server._builtin_tools import ListedTool, LocalTools
-from mcp_server._errors import Forbidden, ToolError, UnknownTool
+from mcp_server._errors import Forbidden, ToolError, UnknownTool, printable_tree
 from mcp_server._pipeline import Outcome, Pipeline
 from mcp_server._rest_openapi import openapi_document
 from mcp_server._server import SERVER_NAME
@@ -44,7 +44,8 @@ STATUS_BY_CODE = {
 
 
 def rest_error(status: int, error: str, message: str, **details: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message, "details": details}, status_code=status)
+    # Messages and details may quote what the client sent, lone surrogates included.
+    return JSONResponse(printable_tree({"error": error, "message": message, "details": details}), status_code=status)
 
 
 def _openai_parameters(schema: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import quote, quote_plus
 
+from mcp_server._errors import printable
 from mcp_server._model import FormStyle, Parameter, PropertyEncoding
 
 # Header values must be visible ASCII, space or tab: a line break would start a new header
@@ -87,12 +88,12 @@ def dump_json(value: Any, *, ascii_only: bool = False) -> bytes:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only, allow_nan=False)
     except ValueError:
         raise UnserializableValue("numbers must be finite") from None
+    except TypeError:
+        raise UnserializableValue("value is not JSON") from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # JSON let the client send a lone surrogate ("\ud800")
         raise UnserializableValue(LONE_SURROGATE) from None
-    except TypeError:
-        raise UnserializableValue("value is not JSON") from None
 
 
 def encode(text: str) -> str:
@@ -451,7 +452,8 @@ def unencodable_path(value: Any, path: str = "$") -> str | None:
         return None
     if isinstance(value, Mapping):
         for key, item in cast(Mapping[Any, Any], value).items():
-            inner = f"{path}.{key}" if isinstance(key, str) else path
+            # The path goes into error bodies: a key that is itself the bad text is written escaped.
+            inner = f"{path}.{printable(key)}" if isinstance(key, str) else path
             found = unencodable_path(key, inner) or unencodable_path(item, inner)
             if found is not None:
                 return found

@@ -14,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_server._access import Access, Principal
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._changes import ConnectorServer, ToolListChanges
-from mcp_server._errors import ToolError, UnknownTool
+from mcp_server._errors import ToolError, UnknownTool, printable
 from mcp_server._listing_cache import ListingCache
 from mcp_server._meta_tools import META_TOOLS, MetaTools
 from mcp_server._pipeline import Outcome, Pipeline, ProgressFn
@@ -119,7 +119,7 @@ def build_server(
                 )
         except UnknownTool as exc:
             pipeline.metrics.observe_unknown_tool()  # one `unknown` series, whatever name was sent
-            raise MCPError(types.INVALID_PARAMS, exc.message) from None
+            raise MCPError(types.INVALID_PARAMS, printable(exc.message)) from None  # it quotes the name sent
         return to_call_tool_result(outcome)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:

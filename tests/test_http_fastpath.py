@@ -363,9 +363,10 @@ def test_a_client_that_disconnects_cancels_its_call(served: InProcessServer) -> 
 # -- switching it off -----------------------------------------------------------------------------------
 
 
-def test_the_setting_turns_it_off(tmp_path: Path) -> None:
+@pytest.mark.parametrize("value", ["off", "OFF", "no", "false", "0", "none", "disabled", " off "])
+def test_the_setting_turns_it_off(tmp_path: Path, value: str) -> None:
     on = Settings.resolve(environ={}, tools_dirs=[tmp_path], vault_path=tmp_path / "v.json")
-    off = Settings.resolve(environ={ENV_HTTP_FAST_PATH: "off"}, tools_dirs=[tmp_path], vault_path=tmp_path / "v.json")
+    off = Settings.resolve(environ={ENV_HTTP_FAST_PATH: value}, tools_dirs=[tmp_path], vault_path=tmp_path / "v.json")
     assert on.http_fast_path and not off.http_fast_path
     app = build_http_app(build_application(off).pipeline, build_application(off).catalog, off)
     endpoint = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/mcp")

@@ -214,62 +214,6 @@ def test_object_body_properties_are_lifted(tmp_path: Path) -> None:
     }
 
 
-def test_an_object_bodys_own_conditions_are_kept_and_enforced(tmp_path: Path) -> None:
-    conditions: dict[str, Any] = {
-        "allOf": [{"not": {"required": ["a", "b"]}}],
-        "anyOf": [{"required": ["a"]}, {"required": ["b"]}],
-        "if": {"properties": {"mode": {"const": "strict"}}, "required": ["mode"]},
-        "then": {"required": ["reason"]},
-        "else": {"properties": {"reason": {"maxLength": 3}}},
-        "dependentRequired": {"b": ["mode"]},
-        "$anchor": "Body",
-        "$comment": "kept",
-    }
-    body = {
-        "schema": {
-            "type": "object",
-            "properties": {
-                "a": {"type": "string"},
-                "b": {"type": "string"},
-                "mode": {"type": "string"},
-                "reason": {"type": "string"},
-            },
-            "minProperties": 1,  # would count the path parameter too: not kept
-            **conditions,
-        }
-    }
-    parameters = [{"name": "kind", "in": "path"}]
-    tool = single_tool(tmp_path, op("create", "POST", "/items/{kind}", parameters=parameters, body=body))
-    assert {k: tool.input_schema[k] for k in conditions} == conditions
-    assert "minProperties" not in tool.input_schema
-    Draft202012Validator.check_schema(dict(tool.input_schema))
-    assert tool.mcp_tool.input_schema == tool.input_schema
-    tool.validate({"kind": "k", "a": "x"})
-    tool.validate({"kind": "k", "b": "x", "mode": "strict", "reason": "because"})
-    for arguments in (
-        {"kind": "k"},  # anyOf: a or b
-        {"kind": "k", "a": "x", "b": "y", "mode": "m"},  # allOf/not: not both
-        {"kind": "k", "a": "x", "mode": "strict"},  # if/then: strict needs a reason
-        {"kind": "k", "a": "x", "reason": "long"},  # else: a short reason
-        {"kind": "k", "b": "x"},  # dependentRequired: b needs mode
-    ):
-        invalid(tool, arguments)
-
-
-def test_conditions_are_dropped_when_a_body_property_was_renamed(tmp_path: Path) -> None:
-    body = {
-        "schema": {
-            "type": "object",
-            "properties": {"kind": {"type": "string"}, "b": {"type": "string"}},
-            "anyOf": [{"required": ["kind"]}, {"required": ["b"]}],
-        }
-    }
-    parameters = [{"name": "kind", "in": "path"}]
-    tool = single_tool(tmp_path, op("create", "POST", "/items/{kind}", parameters=parameters, body=body))
-    assert "body_kind" in tool.input_schema["properties"]
-    assert "anyOf" not in tool.input_schema  # "kind" would now mean the path parameter
-
-
 def test_body_property_clashing_with_a_parameter_gets_body_prefix(tmp_path: Path) -> None:
     body = {
         "schema": {

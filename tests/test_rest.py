@@ -163,3 +163,31 @@ def test_wrong_method_is_json(http_server: ServerProcess) -> None:
     response = httpx2.get(f"{http_server.url}/v1/invoke")
     assert response.status_code == 405
     assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (rb'{"tool": "echo_get_item", "parameters": {"item_id": "a\ud800"}}', 422, "INVALID_ARGUMENTS"),
+        (rb'{"tool": "echo_get_item", "parameters": {"item_id": "1", "limit": "\ud800"}}', 422, "INVALID_ARGUMENTS"),
+        (rb'{"tool": "echo_get_item", "parameters": {"item_id": "1", "\udc80": 1}}', 422, "INVALID_ARGUMENTS"),
+        (rb'{"tool": "echo_create_item", "parameters": {"title": "x\udfff"}}', 422, "INVALID_ARGUMENTS"),
+        (
+            rb'{"tool": "echo_create_charge", "parameters": {"amount": 1, "metadata": {"\ud800": "x"}}}',
+            422,
+            "INVALID_ARGUMENTS",
+        ),
+        (rb'{"tool": "echo_\ud800"}', 404, None),
+    ],
+)
+def test_lone_surrogates_are_answered_not_crashed_on(
+    http_server: ServerProcess, upstream: FakeUpstream, body: bytes, status: int, code: str | None
+) -> None:
+    response = httpx2.post(f"{http_server.url}/v1/invoke", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    answer = response.json()
+    if code is not None:
+        assert answer["error_code"] == code
+    assert "\\ud" in response.text or "\\udc80" in response.text or "\\udfff" in response.text
+    assert upstream.requests == []
+    assert "Traceback" not in http_server.log()
