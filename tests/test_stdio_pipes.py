@@ -271,7 +271,9 @@ def test_one_socket_as_both_stdin_and_stdout(server_env: dict[str, str], tmp_pat
     ours, theirs = socket.socketpair()
     command, args = server_command()
     with (tmp_path / "stderr.log").open("wb") as stderr:
-        process = subprocess.Popen([command, *args], stdin=theirs, stdout=theirs, stderr=stderr, env=server_env)
+        process = subprocess.Popen(
+            [command, *args], stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=stderr, env=server_env
+        )
     theirs.close()
     try:
         ours.settimeout(30)
@@ -303,7 +305,11 @@ def test_separate_sockets_as_node_gives_them_answer_a_burst_ended_by_eof(
     command, args = server_command()
     with (tmp_path / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(
-            [command, *args, "--page-size", "3"], stdin=in_theirs, stdout=out_theirs, stderr=stderr, env=server_env
+            [command, *args, "--page-size", "3"],
+            stdin=in_theirs.fileno(),
+            stdout=out_theirs.fileno(),
+            stderr=stderr,
+            env=server_env,
         )
     in_theirs.close()
     out_theirs.close()
