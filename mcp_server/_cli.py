@@ -31,6 +31,7 @@ from mcp_server._config import (
 )
 from mcp_server._errors import ToolError, UnknownTool, VaultError
 from mcp_server._event_loop import use_uvloop
+from mcp_server._gc import tune_for_serving
 from mcp_server._logging import configure_logging, resolve_log_format
 from mcp_server._rest import TOOL_FORMATS
 from mcp_server._server import DEFAULT_PAGE_SIZE
@@ -269,6 +270,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         from mcp_server._stdio import serve_stdio
 
+        tune_for_serving()
         anyio.run(serve_stdio, app, backend_options={"use_uvloop": uvloop})
         return 0
     from mcp_server._inbound import exposure_problem
@@ -277,6 +279,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return _fail(problem, 2)
     from mcp_server._cli_ops import serve_http
 
+    tune_for_serving()
     return serve_http(app, settings, uvloop=uvloop)  # drains on SIGTERM (--drain-timeout)
 
 

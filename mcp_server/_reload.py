@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 
 from mcp_server._catalog import load_catalog
+from mcp_server._gc import settle_heap
 from mcp_server._model import Catalog, Connector, ManifestFault
 from mcp_server._pipeline import Pipeline
 from mcp_server._registry import Registry
@@ -165,6 +166,7 @@ class CatalogReloader:
             changed = _listing(registry) != _listing(self._pipeline.registry)
             self._pipeline.swap_registry(registry)
             self.state.catalog = catalog
+            settle_heap()  # the previous catalog may sit in the frozen generation (_gc)
             self.state.kept = kept
             self.state.reloads += 1
             self.state.last_error = None
