@@ -58,10 +58,11 @@ from opentelemetry import trace
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server._changes import ConnectorServer
 from mcp_server._ops import SessionManager
+from mcp_server._wire import replay_body
 
 __all__ = ["SSE_WINDOW_SECONDS", "ModernToolCalls"]
 
@@ -124,7 +125,7 @@ class ModernToolCalls:
         body = await _read_body(receive)
         if body is None:
             return  # the client went away mid-body; WireGuard normally sees to this first
-        replay = _replay(body, receive)
+        replay = replay_body(body, receive)
         request = Request(scope, replay)
         call = await self._checked(request, body)
         if call is None:
@@ -299,20 +300,6 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the body once, then the client's next message (its disconnect)."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _dump(answer: _Answer) -> str:

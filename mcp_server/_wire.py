@@ -162,7 +162,7 @@ class WireGuard:
                 if problem is not None:
                     await _send_error(send, 400, problem[1], mcp=True, code=problem[0])
                     return
-            receive = _replay(body, receive)
+            receive = replay_body(body, receive)
         await self.app(scope, receive, _JsonErrors(send, mcp))
 
     async def _read_body(self, receive: Receive, limit: int) -> tuple[bytes, bool]:
@@ -241,7 +241,7 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A `receive` that yields the buffered body once, then whatever the client sends next (its disconnect)."""
     pending: deque[Message] = deque([{"type": "http.request", "body": body, "more_body": False}])
 
