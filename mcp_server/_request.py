@@ -57,8 +57,8 @@ from mcp_server._model import (
 )
 from mcp_server._secrets import ValueRef
 from mcp_server._serialize import (
-    LONE_SURROGATE,
     MULTIPART_CONTENT_TYPE,
+    LoneSurrogate,
     Pairs,
     UnserializableValue,
     decode_base64,
@@ -267,7 +267,7 @@ def _body(
     except UnserializableValue as exc:
         if exc.key is not None:
             fault_path = f"{fault_path}.{exc.key}" if fault_path != "$" else f"$.{argument_of.get(exc.key, exc.key)}"
-        elif str(exc) == LONE_SURROGATE:
+        elif isinstance(exc, LoneSurrogate):
             fault_path = unencodable_path(arguments) or fault_path
         raise InvalidArguments(f"Request body: {exc}", path=fault_path) from None
     return content, content_type

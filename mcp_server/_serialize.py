@@ -51,10 +51,17 @@ class UnserializableValue(ValueError):
         self.key = key
 
 
-Pairs = list[tuple[str, str]]
-
-
 LONE_SURROGATE = "text contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text"
+
+
+class LoneSurrogate(UnserializableValue):
+    """Text the client sent with an unpaired surrogate escape (JSON allows `"\\ud800"`): no wire form has it."""
+
+    def __init__(self) -> None:
+        super().__init__(LONE_SURROGATE)
+
+
+Pairs = list[tuple[str, str]]
 
 
 def format_scalar(value: Any) -> str:
@@ -93,7 +100,7 @@ def dump_json(value: Any, *, ascii_only: bool = False) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # JSON let the client send a lone surrogate ("\ud800")
-        raise UnserializableValue(LONE_SURROGATE) from None
+        raise LoneSurrogate from None
 
 
 def encode(text: str) -> str:
