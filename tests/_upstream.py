@@ -115,25 +115,40 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class AppThread:
+    """Runs an ASGI app with uvicorn on 127.0.0.1 in a daemon thread; `config` goes to `uvicorn.Config` (TLS...)."""
+
+    def __init__(self, app: Any, *, port: int | None = None, log_level: str = "warning", **config: Any) -> None:
+        self.port = port if port is not None else free_port()
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level=log_level, **config)
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self, timeout: float = 10) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the in-process server did not start")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 5) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=timeout)
+
+
 class UpstreamThread:
     """Runs a `FakeUpstream` (or a subclass with more routes) with uvicorn in a daemon thread."""
 
     def __init__(self, upstream: FakeUpstream | None = None) -> None:
         self.upstream = upstream or FakeUpstream()
         self.upstream.port = free_port()
-        config = uvicorn.Config(self.upstream.app(), host="127.0.0.1", port=self.upstream.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread = AppThread(self.upstream.app(), port=self.upstream.port)
 
     def start(self) -> FakeUpstream:
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake upstream did not start")
-            time.sleep(0.01)
         return self.upstream
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
+        self._thread.stop()

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,7 +38,7 @@ from mcp_server._vault import Vault
 from tests._fake_oauth import CLIENT_ID as OAUTH_CLIENT_ID
 from tests._fake_oauth import CLIENT_SECRET as OAUTH_CLIENT_SECRET
 from tests._fake_oauth import FakeAuthServer
-from tests._upstream import FakeUpstream, UpstreamThread, free_port
+from tests._upstream import AppThread, FakeUpstream, UpstreamThread
 from tests.conftest import PASSPHRASE
 
 CLIENT_ID = "client-7a7a7a"
@@ -457,27 +455,17 @@ def mtls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
-    port = free_port()
-    config = uvicorn.Config(
+    server = AppThread(
         app,
-        host="127.0.0.1",
-        port=port,
         log_level="critical",
         ssl_certfile=str(directory / "server.pem"),
         ssl_keyfile=str(directory / "server.key"),
         ssl_ca_certs=str(directory / "ca.pem"),
         ssl_cert_reqs=ssl.CERT_REQUIRED,
     )
-    server_obj = uvicorn.Server(config)
-    thread = threading.Thread(target=server_obj.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server_obj.started:
-        assert time.monotonic() < deadline, "TLS upstream did not start"
-        time.sleep(0.01)
-    yield Pki(_pem(ca), _pem(client), _key_pem(client_key), f"https://127.0.0.1:{port}", seen)
-    server_obj.should_exit = True
-    thread.join(timeout=5)
+    server.start()
+    yield Pki(_pem(ca), _pem(client), _key_pem(client_key), f"https://127.0.0.1:{server.port}", seen)
+    server.stop()
 
 
 def _mtls_manifest(pki: Pki, *, with_certificate: bool) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.server import _streamable_http_modern as sdk_modern  # pyright: ignore[reportPrivateUsage]
 from starlette.routing import Route
@@ -30,7 +28,7 @@ from mcp_server._http import build_http_app
 from mcp_server._http_fastpath import SSE_WINDOW_SECONDS, ModernToolCalls
 from mcp_server._pipeline import Pipeline
 from tests._scenario import assert_no_secret, run_scenario
-from tests._upstream import FakeUpstream, free_port
+from tests._upstream import AppThread, FakeUpstream
 from tests.conftest import PASSPHRASE
 
 VERSION = "2026-07-28"
@@ -72,17 +70,10 @@ def served(
     app = build_http_app(application.pipeline, application.catalog, settings)
     endpoint = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
     assert isinstance(endpoint, ModernToolCalls)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    yield InProcessServer(f"http://127.0.0.1:{port}", endpoint, application.pipeline)
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = AppThread(app)
+    server.start(timeout=20)
+    yield InProcessServer(f"http://127.0.0.1:{server.port}", endpoint, application.pipeline)
+    server.stop(timeout=10)
 
 
 def call(name: str, arguments: Any = None, request_id: Any = 1, **extra: Any) -> dict[str, Any]:
