@@ -19,7 +19,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { parseArgs } from 'node:util';
+import { firstDifference } from './compare.mjs';
 
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
@@ -77,17 +78,6 @@ function comparable(check) {
   return JSON.parse(text);
 }
 
-function firstDifference(a, b, where = '') {
-  if (isDeepStrictEqual(a, b)) return null;
-  if (a && b && typeof a === 'object' && typeof b === 'object' && Array.isArray(a) === Array.isArray(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const found = firstDifference(a[key], b[key], `${where}.${key}`);
-      if (found) return found;
-    }
-  }
-  return `${where || '.'}: ${JSON.stringify(a)?.slice(0, 300)} (on) != ${JSON.stringify(b)?.slice(0, 300)} (off)`;
-}
-
 const on = load(onDir);
 const off = load(offDir);
 let problems = 0;
@@ -107,7 +97,7 @@ for (const name of [...new Set([...on.keys(), ...off.keys()])].sort()) {
   for (const c of a) totals.on[c.status] = (totals.on[c.status] ?? 0) + 1;
   for (const c of b) totals.off[c.status] = (totals.off[c.status] ?? 0) + 1;
 
-  const difference = a.length !== b.length ? `${a.length} checks on, ${b.length} off` : a.map((c, i) => firstDifference(comparable(c), comparable(b[i]), `[${i} ${c.id}]`)).find(Boolean);
+  const difference = a.length !== b.length ? `${a.length} checks on, ${b.length} off` : a.map((c, i) => firstDifference(comparable(c), comparable(b[i]), `[${i} ${c.id}]`, [' (on)', ' (off)'])).find(Boolean);
   if (difference) differences.push(`${name}${difference.startsWith('[') ? ' ' : ': '}${difference}`);
 
   const notes = [];

@@ -15,9 +15,9 @@
 // comment, then the result event), compared byte for byte too. --show prints each answer.
 // Prints PASS/FAIL per check; exits 1 on any failure, 2 on bad usage.
 
-import fs from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
+import { readProbe } from './compare.mjs';
 
 const MODERN = '2026-07-28';
 
@@ -198,11 +198,6 @@ function compare(label, kase, a, b) {
   const summary = `${a.status} ${a.contentType ?? '-'}, ${a.body.length} bytes`;
   record(`${label} ${kase.name}: on = off`, problems.length === 0, problems.length ? problems.join('; ') : summary);
   if (opts.show) console.log(`    ${a.body.toString('utf8').slice(0, 400)}`);
-}
-
-function readProbe(file) {
-  if (!file || !fs.existsSync(file)) return null;
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
 }
 
 const watchdog = setTimeout(() => {

@@ -24,6 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { assert, assertEqual } from './compare.mjs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -91,26 +92,6 @@ async function check(name, fn) {
     console.log(`FAIL [${label}] ${name}: ${error instanceof Error ? error.message : String(error)}`);
     return false;
   }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-function firstDifference(a, b, where = '$') {
-  if (isDeepStrictEqual(a, b)) return null;
-  if (a && b && typeof a === 'object' && typeof b === 'object' && Array.isArray(a) === Array.isArray(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const found = firstDifference(a[key], b[key], `${where}.${key}`);
-      if (found) return found;
-    }
-  }
-  return `${where}: ${JSON.stringify(a)?.slice(0, 200)} != ${JSON.stringify(b)?.slice(0, 200)}`;
-}
-
-function assertEqual(actual, wanted, what) {
-  const difference = firstDifference(actual, wanted);
-  if (difference) throw new Error(`${what} differ at ${difference}`);
 }
 
 // -- through the SDK's Client --------------------------------------------------------------------------------

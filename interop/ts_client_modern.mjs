@@ -16,7 +16,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { parseArgs } from 'node:util';
+import { assert, assertEqual, readProbe } from './compare.mjs';
 
 import { Client, ProtocolError, SdkError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
@@ -64,26 +65,6 @@ async function check(label, name, fn) {
     console.log(`FAIL [${label}] ${name}: ${error instanceof Error ? error.message : String(error)}`);
     return false;
   }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
-
-function firstDifference(a, b, where = '$') {
-  if (isDeepStrictEqual(a, b)) return null;
-  if (a && b && typeof a === 'object' && typeof b === 'object' && Array.isArray(a) === Array.isArray(b)) {
-    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      const found = firstDifference(a[key], b[key], `${where}.${key}`);
-      if (found) return found;
-    }
-  }
-  return `${where}: ${JSON.stringify(a)?.slice(0, 300)} != ${JSON.stringify(b)?.slice(0, 300)}`;
-}
-
-function assertEqual(actual, wanted, what) {
-  const difference = firstDifference(actual, wanted);
-  if (difference) throw new Error(`${what} differ at ${difference}`);
 }
 
 function textOf(result) {
@@ -167,11 +148,6 @@ function recordingFetch(label) {
     return response;
   };
   return { fetchFn, exchanges };
-}
-
-function readProbe(file) {
-  if (!file || !fs.existsSync(file)) return null;
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
 }
 
 /** The scenario against one server: per-server checks, and the list of outcomes to compare. */
