@@ -78,6 +78,7 @@ from mcp_server._resilience import (
 from mcp_server._secrets import Secret, ValueRef
 from mcp_server._serialize import LONE_SURROGATE, unencodable_path
 from mcp_server._shape import ToolSuccess
+from mcp_server._shards import ShardedTransport
 from mcp_server._version import server_version
 
 __all__ = ["Caller", "Outcome", "Pipeline", "ProgressFn", "SecretSource", "ToolSuccess"]
@@ -230,11 +231,13 @@ class Pipeline:
         if runtime is None:
             # One connection pool per connector and account: the exchange sends on it directly, the token
             # requests of the OAuth providers through a client around it.
-            transport = httpx2.AsyncHTTPTransport(
+            # One TLS context for all the shards: building one loads the CA bundle.
+            tls = client_ssl_context(connector.client_certificate, connector.ca_certificate, resolved)
+            tls = tls or httpx2.create_ssl_context()
+            transport = ShardedTransport(
+                httpx2.Limits(max_connections=100, max_keepalive_connections=20),
                 # No proxy or .netrc credentials from the environment: only the manifest decides what is sent.
-                trust_env=False,
-                limits=httpx2.Limits(max_connections=100, max_keepalive_connections=20),
-                verify=client_ssl_context(connector.client_certificate, connector.ca_certificate, resolved) or True,
+                lambda limits: httpx2.AsyncHTTPTransport(trust_env=False, limits=limits, verify=tls),
             )
             client = httpx2.AsyncClient(
                 transport=transport,
