@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import mcp_types as types
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import Server
 
 from mcp_server._access import Access, OverClientLimit, Principal, forbidden
@@ -244,6 +245,10 @@ class LocalTools:
             return
         self.resources = EventResources(self.hub, principal=self._access.principal, may_read=self.may_read_events)
         self.resources.attach(server, changes.bus if changes is not None else None)
+
+    def readable_resources(self, ctx: ServerRequestContext[Any], uris: Sequence[str]) -> list[str]:
+        """The `events://` URIs among `uris` the request's client may read; none before `attach`."""
+        return self.resources.readable(ctx, uris) if self.resources is not None else []
 
     @asynccontextmanager
     async def running(self) -> AsyncGenerator[None]:

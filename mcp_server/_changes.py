@@ -10,6 +10,9 @@ Two mechanisms, because the protocol has two eras:
   notification on channels that cannot carry it (stateless HTTP, 2026-era connections, which
   hear about changes through their listen stream instead).
 
+A listen request's `resourceSubscriptions` are cut to the resources its client may read before the SDK
+acknowledges them (the acknowledgment names what is honored), so nobody hears of another client's events.
+
 `tools.listChanged` is advertised in both eras: `ConnectorServer` turns it on for the handshake,
 and the SDK derives it from the `subscriptions/listen` handler for 2026-07-28.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
@@ -35,6 +39,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
+
+ReadableResources = Callable[[ServerRequestContext[Any], Sequence[str]], list[str]]
+"""The resource URIs among the given ones that the request's client may read."""
 
 
 class ConnectorServer(Server[Any]):
@@ -77,9 +84,17 @@ class ToolListChanges:
         self._metrics = metrics
         self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
 
-    def attach(self, server: ConnectorServer) -> None:
-        """Serve `subscriptions/listen` on `server` and remember the connections that talk to it."""
-        server.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, self._serve_listen)
+    def attach(self, server: ConnectorServer, readable: ReadableResources | None = None) -> None:
+        """Serve `subscriptions/listen` on `server` and remember the connections that talk to it.
+
+        A listen stream is subscribed only to the resources `readable` keeps (to none without it)."""
+
+        async def serve_listen(
+            ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
+        ) -> types.SubscriptionsListenResult:
+            return await self._serve_listen(ctx, _only_readable(ctx, params, readable))
+
+        server.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams, serve_listen)
         # Only handshake-era connections are remembered (2026-era ones hear of changes on their listen stream).
         server.add_bookkeeping(self._remember_connection)
 
@@ -124,3 +139,14 @@ class ToolListChanges:
     def close(self) -> None:
         """End every listen stream gracefully (shutdown: they would otherwise hold the drain open)."""
         self._listen.close()
+
+
+def _only_readable(
+    ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams, readable: ReadableResources | None
+) -> types.SubscriptionsListenRequestParams:
+    wanted = params.notifications.resource_subscriptions
+    if not wanted:
+        return params
+    kept = readable(ctx, wanted) if readable is not None else []
+    notifications = params.notifications.model_copy(update={"resource_subscriptions": kept})
+    return params.model_copy(update={"notifications": notifications})

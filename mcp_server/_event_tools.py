@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -195,17 +195,25 @@ class EventResources:
         server.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, self._unsubscribe)
         self._hub.listeners.append(self.notify)
 
+    def _readable(self, principal: Principal, uri: str) -> str | None:
+        """The connector `uri` names, if it has events and `principal` may read them."""
+        connector = uri.removeprefix(URI_SCHEME) if uri.startswith(URI_SCHEME) else None
+        if connector is None or connector not in self._hub.connectors() or not self._may_read(principal, connector):
+            return None
+        return connector
+
     def _connector(self, ctx: ServerRequestContext[Any], uri: str) -> str:
         """The connector `uri` names, if this client may read it; else the error of an unknown resource."""
-        connector = uri.removeprefix(URI_SCHEME) if uri.startswith(URI_SCHEME) else None
-        if (
-            connector is None
-            or connector not in self._hub.connectors()
-            or not self._may_read(self._principal(ctx.request), connector)
-        ):
+        connector = self._readable(self._principal(ctx.request), uri)
+        if connector is None:
             # The same answer for "no such connector" and "not yours": a client learns nothing it could not list.
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {uri[:200]}", data={"uri": uri[:2000]})
         return connector
+
+    def readable(self, ctx: ServerRequestContext[Any], uris: Sequence[str]) -> list[str]:
+        """The URIs among `uris` this request's client may read (a `subscriptions/listen` filter)."""
+        principal = self._principal(ctx.request)
+        return [uri for uri in uris if self._readable(principal, uri) is not None]
 
     async def _list(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams

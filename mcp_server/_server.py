@@ -150,8 +150,8 @@ def build_server(
 
         server.listing_cache = ListingCache(listing)
         server.add_bookkeeping(server.listing_cache)  # it answers tools/list only
-    if changes is not None:
-        changes.attach(server)
     if local is not None:
         local.attach(server, changes)  # events://<connector> resources and their notifications
+    if changes is not None:
+        changes.attach(server, local.readable_resources if local is not None else None)
     return server

@@ -16,10 +16,13 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.session import IncomingMessage
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import ResourceUpdatedNotification, TextResourceContents
 
+from mcp_server._clients import ClientsFile
 from mcp_server._vault import Vault
 from tests._scenario import text_of
 from tests._upstream import FakeUpstream
@@ -393,6 +396,51 @@ async def test_resources_and_updated_notifications(hook_server: ServerProcess) -
             assert unknown.value.error.data == {"uri": "events://echo"}
             templates = (await client.list_resource_templates()).resource_templates
             assert [t.uri_template for t in templates] == ["events://{connector}"]
+
+
+@pytest.mark.filterwarnings("ignore:resources/subscribe is removed")
+async def test_event_resources_follow_the_client_scopes(
+    hook_env: dict[str, str], vault_path: Path, tmp_path: Path
+) -> None:
+    """A client scoped to GitHub lists, reads, subscribes to and listens for GitHub's events only."""
+    token = ClientsFile(vault_path.with_name("clients.json")).add("github_reader", scopes=["tools:github:read"])
+    server = start_http_server(hook_env, tmp_path / "server.log")
+    try:
+        seen = ResourceUpdates()
+        async with (
+            create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http,
+            Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as modern,
+            Client(
+                streamable_http_client(f"{server.url}/mcp", http_client=http),
+                mode="legacy",
+                message_handler=seen.handler,
+            ) as legacy,
+            modern.listen(resource_subscriptions=["events://stripe", "events://github", "events://nope"]) as listening,
+        ):
+            # The acknowledgment names only what this client may read: the rest is never announced to it.
+            assert listening.honored.resource_subscriptions == ["events://github"]
+            for client in (modern, legacy):
+                assert {str(r.uri) for r in (await client.list_resources()).resources} == {"events://github"}
+                with pytest.raises(MCPError) as refused:
+                    await client.read_resource("events://stripe")
+                assert refused.value.error.code == -32602
+            with pytest.raises(MCPError):
+                await legacy.subscribe_resource("events://stripe")  # pyright: ignore[reportDeprecated]
+            await legacy.subscribe_resource("events://github")  # pyright: ignore[reportDeprecated]
+
+            body = stripe_event("evt_hidden")
+            assert deliver(server, "stripe", body, stripe_headers(body)).status_code == 200
+            github = json.dumps({"action": "opened"}).encode()
+            assert deliver(server, "github", github, github_headers(github, "scoped-1")).status_code == 200
+            with anyio.fail_after(10):
+                async for event in listening:
+                    assert event == ResourceUpdated(uri="events://github")
+                    break
+            await seen.wait()
+            await anyio.sleep(0.3)
+            assert seen.uris == ["events://github"]
+    finally:
+        stop_process(server.process)
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
