@@ -367,7 +367,14 @@ def _paths() -> dict[str, Any]:
                     body=False,
                     extra={
                         "400": {"$ref": "#/components/responses/BadRequest"},
-                        "404": _error("The connector receives no webhooks (or does not exist)."),
+                        "403": _error(
+                            "This client may not read the connector's events; to a client that may not read every "
+                            "connector's events, a connector without webhooks looks the same."
+                        ),
+                        "404": _error(
+                            "The connector receives no webhooks or does not exist (told only to a client that may "
+                            "read every connector's events)."
+                        ),
                         "503": _error("The event store cannot be read."),
                     },
                 ),

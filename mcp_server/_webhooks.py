@@ -234,10 +234,14 @@ class WebhookEndpoints:
         """SSE of a connector's new events: `id:` is the event's seq, `data:` its JSON; Last-Event-ID resumes."""
         name = request.path_params["connector"]
         principal = self._access.principal(request)
-        if name not in self._hub.connectors():
-            return _error(404, "not_found", f"Connector {name[:64]!r} receives no webhooks")
         if not self._local.may_read_events(principal, name):
-            return _error(403, "forbidden", f"This client may not read the events of {name!r}", connector=name)
+            # As with tools: only a client that may read every connector's events learns that a name has none;
+            # to any other, a connector it may not read and one that does not exist look the same.
+            if name not in self._hub.connectors() and (principal.scopes.every_tool or principal.scopes.every_read):
+                return _error(404, "not_found", f"Connector {name[:64]!r} receives no webhooks")
+            return _error(
+                403, "forbidden", f"This client may not read the events of {name[:64]!r}", connector=name[:64]
+            )
         resume = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         if resume is not None and re.fullmatch(r"[0-9]{1,18}", resume.strip()) is None:
             return _error(400, "bad_request", "Last-Event-ID must be the seq of an event (a whole number)")

@@ -439,6 +439,16 @@ async def test_event_resources_follow_the_client_scopes(
             await seen.wait()
             await anyio.sleep(0.3)
             assert seen.uris == ["events://github"]
+
+        # The REST stream: a connector this client may not read and one that does not exist look the same.
+        authorized = {"Authorization": f"Bearer {token}"}
+        for name in ("stripe", "no_such_connector"):
+            refused = httpx2.get(f"{server.url}/v1/events/{name}", headers=authorized, timeout=10)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["message"] == f"This client may not read the events of {name!r}"
+        with httpx2.stream("GET", f"{server.url}/v1/events/github", headers=authorized, timeout=10) as allowed:
+            assert allowed.status_code == 200
+            assert allowed.headers["content-type"].startswith("text/event-stream")
     finally:
         stop_process(server.process)
 
