@@ -381,7 +381,8 @@ def render(results: dict[str, Any], out_dir: Path) -> None:
         "## One proxied tools/call, per transport (light client)",
         "",
         f"{meta['params']['rounds']} rounds; per round and server: {meta['params']['n_seq']} sequential calls, then "
-        f'{meta["params"]["duration"]} s at 8 and at 64 in flight. "No collapse at 64" is read as calls/s at 64 '
+        f"{meta['params']['duration']} s at 8 and at 64 in flight, each after 0.3 s of unmeasured calls at that level "
+        '(new client connections, the upstream pool growing). "No collapse at 64" is read as calls/s at 64 '
         "≥ 0.9 × calls/s at 8.",
         "",
         "![calls](calls.png)",

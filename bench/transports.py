@@ -2,8 +2,9 @@
 
 Each round starts all three servers (rotating the order), times spawn → first complete `tools/list`,
 warms each up, reads idle RSS, then runs each phase on each server in turn — sequential, 8 in flight,
-64 in flight — so a burst of noise on the shared cores lands on all three, not on one. The servers
-are stopped at the end of the round (peak RSS read first) and started afresh in the next.
+64 in flight, each in-flight phase after 0.3 s of unmeasured calls at that level — so a burst of noise
+on the shared cores lands on all three, not on one. The servers are stopped at the end of the round
+(peak RSS read first) and started afresh in the next.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 from bench.clients import list_all_tools
 from bench.measure import percentile, sequential, summary, throughput, tool_call
 from bench.servers import SERVERS, Running, Workspace, start
+
+STEADY_WARMUP_S = 0.3
+"""Calls at a concurrency level before its measured phase, on every server alike."""
 
 
 async def _round(
@@ -39,6 +43,9 @@ async def _round(
         for in_flight in (8, 64):
             for server in order:
                 run = running[server]
+                # Unmeasured first: the client's new connections and the server's upstream pool growing to
+                # this many in flight are set-up, not the steady state the phase measures.
+                await throughput(tool_call(run), in_flight, STEADY_WARMUP_S)
                 out[server][f"at_{in_flight}"] = await throughput(tool_call(run), in_flight, duration, run.cpu)
         for server in order:
             out[server]["peak_rss_mb"] = running[server].memory()["hwm_mb"]
