@@ -70,6 +70,7 @@ environment:
   MCP_CONNECTORS_OAUTH_TENANT_CLAIM   claim naming the vault account of a token's calls
   MCP_CONNECTORS_CLIENT_RATE_LIMIT   tool calls per HTTP client, CALLS/SECONDS or off (default 120/60)
   MCP_CONNECTORS_CLIENT_CONCURRENCY   tool calls per HTTP client at once, or off (default 8)
+  MCP_CONNECTORS_CLIENT_STREAMS   open SSE sessions, listen and event streams per HTTP client, or off (default 16)
 """
 
 

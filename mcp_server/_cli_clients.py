@@ -23,8 +23,10 @@ from mcp_server._clients import ClientRecord, ClientsFile, ClientsFileError
 from mcp_server._config import (
     DEFAULT_CLIENT_CONCURRENCY,
     DEFAULT_CLIENT_RATE_LIMIT,
+    DEFAULT_CLIENT_STREAMS,
     ENV_CLIENT_CONCURRENCY,
     ENV_CLIENT_RATE_LIMIT,
+    ENV_CLIENT_STREAMS,
     ENV_CLIENTS,
     ENV_OAUTH_AUDIENCE,
     ENV_OAUTH_ISSUER,
@@ -150,6 +152,12 @@ def add_serve_access_arguments(serve: argparse.ArgumentParser) -> None:
         help=f"default tool calls per client at once, or off (${ENV_CLIENT_CONCURRENCY}; "
         f"default {DEFAULT_CLIENT_CONCURRENCY})",
     )
+    group.add_argument(
+        "--client-streams",
+        metavar="N",
+        help=f"open SSE sessions, listen and event streams per client, or off (${ENV_CLIENT_STREAMS}; "
+        f"default {DEFAULT_CLIENT_STREAMS})",
+    )
 
 
 def access_settings(args: argparse.Namespace) -> AccessSettings:
@@ -164,6 +172,7 @@ def access_settings(args: argparse.Namespace) -> AccessSettings:
         "oauth_tenant_claim": args.oauth_tenant_claim,
         "client_rate_limit": args.client_rate_limit,
         "client_concurrency": args.client_concurrency,
+        "client_streams": args.client_streams,
     }
     settings = AccessSettings.from_environ(os.environ, **flags)
     if args.oauth_jwks_cooldown is not None:

@@ -105,8 +105,10 @@ ENV_OAUTH_AUDIENCE = "MCP_CONNECTORS_OAUTH_AUDIENCE"
 ENV_OAUTH_TENANT_CLAIM = "MCP_CONNECTORS_OAUTH_TENANT_CLAIM"
 ENV_CLIENT_RATE_LIMIT = "MCP_CONNECTORS_CLIENT_RATE_LIMIT"
 ENV_CLIENT_CONCURRENCY = "MCP_CONNECTORS_CLIENT_CONCURRENCY"
+ENV_CLIENT_STREAMS = "MCP_CONNECTORS_CLIENT_STREAMS"
 DEFAULT_CLIENT_RATE_LIMIT = "120/60"
 DEFAULT_CLIENT_CONCURRENCY = 8
+DEFAULT_CLIENT_STREAMS = 16
 _OFF = ("off", "none", "0", "unlimited")
 
 
@@ -142,7 +144,7 @@ def parse_concurrency(text: str) -> int | None:
     if text in _OFF:
         return None
     if not text.isdigit():
-        raise ValueError(f"invalid concurrency {text!r}: a whole number of calls at once, or off")
+        raise ValueError(f"invalid bound {text!r}: a whole number (how many at once), or off")
     return int(text)
 
 
@@ -185,6 +187,10 @@ class AccessSettings:
     client_concurrency: int | None = DEFAULT_CLIENT_CONCURRENCY
     """`MCP_CONNECTORS_CLIENT_CONCURRENCY`: tool calls one authenticated client may have running at once."""
 
+    client_streams: int | None = DEFAULT_CLIENT_STREAMS
+    """`MCP_CONNECTORS_CLIENT_STREAMS`: long-lived streams (SSE sessions, listen and event streams) one
+    authenticated client may hold open at once (`_streams.py`); None = no bound."""
+
     def clients_file(self, vault_path: Path) -> Path:
         return self.clients_path if self.clients_path is not None else vault_path.with_name("clients.json")
 
@@ -217,6 +223,9 @@ class AccessSettings:
         concurrency = pick("client_concurrency", ENV_CLIENT_CONCURRENCY)
         if concurrency is not None:
             values["client_concurrency"] = parse_concurrency(str(concurrency))
+        streams = pick("client_streams", ENV_CLIENT_STREAMS)
+        if streams is not None:
+            values["client_streams"] = parse_concurrency(str(streams))
         if (values["oauth_issuer"] is None) != (values["oauth_jwks_url"] is None):
             raise ValueError(
                 "the OAuth resource-server mode needs both --oauth-issuer and --oauth-jwks-url "

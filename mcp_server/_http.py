@@ -31,6 +31,7 @@ from mcp_server._pipeline import Pipeline
 from mcp_server._rest import RestApi, rest_error
 from mcp_server._security import HostOriginGuard
 from mcp_server._server import build_server
+from mcp_server._streams import StreamLimit
 from mcp_server._webhooks import WebhookEndpoints
 from mcp_server._wire import WireGuard
 
@@ -149,6 +150,7 @@ def build_http_app(
             ),
             Middleware(InboundAuth, authenticator=authenticator),  # before any body is read (_inbound.py)
             Middleware(WireGuard),  # bounded, timed bodies; JSON error bodies on every route (_wire.py)
+            Middleware(StreamLimit, max_streams=settings.access.client_streams),  # open streams per client
         ],
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         lifespan=lifespan,
