@@ -55,7 +55,12 @@ def import_openapi(spec: str, *, name: str, base_dir: Path) -> tuple[str, list[t
     return "\n".join(header) + "\n" + body, list(converted.faults)
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter where PyYAML has it: 2.4x faster on DocuSign's description (37.6 -> 15.2 s), the same
+# data (it folds a few long escaped strings at other points).
+_SafeDumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_SafeDumper):
     """Never emit YAML anchors: a reviewer should read each operation whole."""
 
     def ignore_aliases(self, data: Any) -> bool:
