@@ -369,7 +369,17 @@ def _cmd_import_openapi(args: argparse.Namespace) -> int:
         print(
             f"wrote {args.output}; check it with: mcp-connectors validate --tools {args.output.parent}", file=sys.stderr
         )
+    if len(text) > LARGE_MANIFEST_CHARS:
+        print(
+            f"note: this manifest is {len(text) // 1_000_000} MB, too large to review by hand; a manifest with "
+            f"`openapi: {args.spec}` serves the same tools and follows the document instead of copying it",
+            file=sys.stderr,
+        )
     return 0
+
+
+LARGE_MANIFEST_CHARS = 50_000_000
+"""Past this, `import-openapi` suggests `openapi:` (Microsoft Graph's description writes a 993 MB manifest)."""
 
 
 COMMANDS = {

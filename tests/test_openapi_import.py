@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mcp_server import _cli as cli
 from mcp_server._catalog import load_catalog, load_manifest
 from mcp_server._openapi_import import import_openapi
 from mcp_server._registry import build_tool
@@ -314,3 +315,26 @@ def test_an_invalid_connector_name_is_refused(env: dict[str, str], tmp_path: Pat
         with pytest.raises(ValueError, match="invalid connector name"):
             import_openapi(str(FIXTURES / "petshop-swagger2.yaml"), name=name, base_dir=tmp_path)
     assert import_openapi("petshop-swagger2.yaml", name="a" * 32, base_dir=FIXTURES)[0]
+
+
+def test_one_operation_at_a_time_writes_what_one_dump_would(tmp_path: Path) -> None:
+    """The manifest is dumped operation by operation (bounded memory); the text is the whole dump's."""
+    text, _ = import_openapi(str(FIXTURES / "notes-3.1.yaml"), name="demo", base_dir=tmp_path)
+    body = text[text.index("\nname: ") + 1 :]
+    manifest = yaml.safe_load(body)
+    assert len(manifest["operations"]) == 3
+    dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    whole = yaml.dump(manifest, sort_keys=False, allow_unicode=True, width=120, Dumper=dumper)
+    assert body == whole
+
+
+def test_a_very_large_manifest_suggests_openapi_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = FIXTURES / "notes-3.1.yaml"
+    monkeypatch.setattr(cli, "LARGE_MANIFEST_CHARS", 100)
+    assert cli.main(["import-openapi", str(spec), "--name", "demo", "-o", str(tmp_path / "demo.yaml")]) == 0
+    assert f"a manifest with `openapi: {spec}` serves the same tools" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "LARGE_MANIFEST_CHARS", 50_000_000)
+    assert cli.main(["import-openapi", str(spec), "--name", "demo", "-o", str(tmp_path / "demo.yaml")]) == 0
+    assert "note:" not in capsys.readouterr().err
