@@ -46,6 +46,7 @@ logger = logging.getLogger("mcp_server.events")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+OPEN_RETRY_S = 0.02
 """Another process holding the write lock is waited for this long before a delivery fails (503)."""
 
 _SCHEMA = """
@@ -117,30 +118,38 @@ class EventStore:
     def _connection(self) -> sqlite3.Connection:
         if self._db is not None:
             return self._db
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
             try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")
-                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise EventStoreError(
-                        f"event store {self.path} was written by a newer mcp-connectors (schema {version})"
-                    )
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            except BaseException:
-                db.close()
-                raise
-        except (OSError, sqlite3.Error) as exc:
-            raise EventStoreError(f"event store {self.path} cannot be opened: {exc}") from None
-        self._db = db
+                self._db = self._open()
+                return self._db
+            except sqlite3.OperationalError as exc:
+                # Several processes opening a new store at once: SQLite answers "database is locked" at once,
+                # without waiting, where waiting could deadlock (switching to WAL, two schema writers). Again.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise EventStoreError(f"event store {self.path} cannot be opened: {exc}") from None
+                time.sleep(OPEN_RETRY_S)
+            except (OSError, sqlite3.Error) as exc:
+                raise EventStoreError(f"event store {self.path} cannot be opened: {exc}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                newer = f"event store {self.path} was written by a newer mcp-connectors (schema {version})"
+                raise EventStoreError(newer)
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def close(self) -> None:

@@ -83,18 +83,26 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "events.sqlite3"
     stores = [EventStore(path) for _ in range(4)]  # four connections, as four processes would have
     outcomes: list[bool] = []
+    failures: list[BaseException] = []
     lock = threading.Lock()
+    start = threading.Barrier(len(stores))
 
     def write(store: EventStore, worker: int) -> None:
-        for n in range(50):
-            new = add(store, f"evt_{n % 40}_{worker % 2}", max_events=1000)  # workers 0/2 and 1/3 collide
-            with lock:
-                outcomes.append(new)
+        start.wait()  # every store opens the new file at the same moment, as processes starting together would
+        try:
+            for n in range(50):
+                new = add(store, f"evt_{n % 40}_{worker % 2}", max_events=1000)  # workers 0/2 and 1/3 collide
+                with lock:
+                    outcomes.append(new)
+        except BaseException as exc:
+            failures.append(exc)
 
     threads = [threading.Thread(target=write, args=(store, i)) for i, store in enumerate(stores)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert failures == []
+    assert len(outcomes) == 200
     assert outcomes.count(True) == 80  # 40 ids x 2 groups, each stored exactly once
     assert len(set(ids(EventStore(path), EventQuery(limit=1000)))) == 80
