@@ -231,12 +231,12 @@ class Pipeline:
         if runtime is None:
             # One connection pool per connector and account: the exchange sends on it directly, the token
             # requests of the OAuth providers through a client around it.
-            # One TLS context for all the shards: building one loads the CA bundle.
+            # No proxy, .netrc credentials or SSL_CERT_* CAs from the environment: only the manifest decides what
+            # is sent and whom it trusts. One TLS context for all the shards: building one loads the CA bundle.
             tls = client_ssl_context(connector.client_certificate, connector.ca_certificate, resolved)
-            tls = tls or httpx2.create_ssl_context()
+            tls = tls or httpx2.create_ssl_context(trust_env=False)
             transport = ShardedTransport(
                 httpx2.Limits(max_connections=100, max_keepalive_connections=20),
-                # No proxy or .netrc credentials from the environment: only the manifest decides what is sent.
                 lambda limits: httpx2.AsyncHTTPTransport(trust_env=False, limits=limits, verify=tls),
             )
             client = httpx2.AsyncClient(

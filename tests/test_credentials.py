@@ -430,6 +430,8 @@ class Pki:
     client_key_pem: str
     url: str
     seen_client_certs: list[Any]
+    server_only_url: str
+    """The same server certificate on a port that asks for no client certificate."""
 
 
 @pytest.fixture(scope="module")
@@ -463,9 +465,21 @@ def mtls_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
         ssl_ca_certs=str(directory / "ca.pem"),
         ssl_cert_reqs=ssl.CERT_REQUIRED,
     )
+    server_only = AppThread(
+        app, log_level="critical", ssl_certfile=str(directory / "server.pem"), ssl_keyfile=str(directory / "server.key")
+    )
     server.start()
-    yield Pki(_pem(ca), _pem(client), _key_pem(client_key), f"https://127.0.0.1:{server.port}", seen)
+    server_only.start()
+    yield Pki(
+        _pem(ca),
+        _pem(client),
+        _key_pem(client_key),
+        f"https://127.0.0.1:{server.port}",
+        seen,
+        f"https://127.0.0.1:{server_only.port}",
+    )
     server.stop()
+    server_only.stop()
 
 
 def _mtls_manifest(pki: Pki, *, with_certificate: bool) -> str:
@@ -493,6 +507,29 @@ async def test_without_the_certificate_the_handshake_fails_clearly(tmp_path: Pat
     async with pipeline_for(tmp_path, _mtls_manifest(mtls_upstream, with_certificate=False), vault) as pipeline:
         outcome = await pipeline.invoke("svc_call", {})
     assert isinstance(outcome, ToolError) and outcome.error_code == "UPSTREAM_UNREACHABLE"
+
+
+async def test_the_environment_does_not_choose_which_cas_are_trusted(
+    tmp_path: Path, mtls_upstream: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSL_CERT_FILE naming the upstream's private CA does not make it trusted: only the manifest's
+    ca_certificate does (no proxy, .netrc or CA settings are taken from the environment)."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(mtls_upstream.ca_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    vault = make_vault(tmp_path, tok="t-0000")
+    plain = manifest(mtls_upstream.server_only_url, "{type: bearer, token: {secret: tok}}", "/hello")
+    async with pipeline_for(tmp_path, plain, vault) as pipeline:
+        outcome = await pipeline.invoke("svc_call", {})
+    assert isinstance(outcome, ToolError) and outcome.error_code == "UPSTREAM_UNREACHABLE"
+    trusting = manifest(
+        mtls_upstream.server_only_url,
+        "{type: bearer, token: {secret: tok}}",
+        "/hello",
+        extra=f"ca_certificate: {json.dumps(mtls_upstream.ca_pem)}\n",
+    )
+    async with pipeline_for(tmp_path, trusting, vault) as pipeline:
+        assert ok(await pipeline.invoke("svc_call", {})).value == {"hello": "mtls"}
 
 
 async def test_a_certificate_that_does_not_load_is_auth_missing(tmp_path: Path, mtls_upstream: Pki) -> None:
