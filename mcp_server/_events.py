@@ -46,8 +46,9 @@ logger = logging.getLogger("mcp_server.events")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
-OPEN_RETRY_S = 0.02
 """Another process holding the write lock is waited for this long before a delivery fails (503)."""
+OPEN_RETRY_S = 0.02
+"""Between attempts to open a store another process is setting up at the same moment."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_events (
@@ -123,14 +124,13 @@ class EventStore:
             try:
                 self._db = self._open()
                 return self._db
-            except sqlite3.OperationalError as exc:
+            except (OSError, sqlite3.Error) as exc:
                 # Several processes opening a new store at once: SQLite answers "database is locked" at once,
                 # without waiting, where waiting could deadlock (switching to WAL, two schema writers). Again.
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                locked = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                if not locked or time.monotonic() > deadline:
                     raise EventStoreError(f"event store {self.path} cannot be opened: {exc}") from None
-                time.sleep(OPEN_RETRY_S)
-            except (OSError, sqlite3.Error) as exc:
-                raise EventStoreError(f"event store {self.path} cannot be opened: {exc}") from None
+            time.sleep(OPEN_RETRY_S)
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
