@@ -1,8 +1,19 @@
 // Checks shared by the interop clients and reports: assertions, the first difference between two JSON
-// values, and the fast-path probe files (fastpath_probe.py writes one JSON line per call it answered).
+// values, and the fast-path probe files (fastpath_probe.py writes one JSON line per call it answered); and
+// what the two on/off comparisons share: the protocol version and the options naming the server pair.
 
 import fs from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
+
+export const MODERN = '2026-07-28';
+
+// parseArgs options of a client comparing two servers, the HTTP fast path on and off, and their probe files.
+export const SERVER_PAIR_OPTIONS = {
+  on: { type: 'string' },
+  off: { type: 'string' },
+  'probe-on': { type: 'string' },
+  'probe-off': { type: 'string' },
+};
 
 export function assert(condition, message) {
   if (!condition) throw new Error(message);

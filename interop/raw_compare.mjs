@@ -17,16 +17,11 @@
 
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { readProbe } from './compare.mjs';
-
-const MODERN = '2026-07-28';
+import { MODERN, SERVER_PAIR_OPTIONS, readProbe } from './compare.mjs';
 
 const { values: opts } = parseArgs({
   options: {
-    on: { type: 'string' },
-    off: { type: 'string' },
-    'probe-on': { type: 'string' },
-    'probe-off': { type: 'string' },
+    ...SERVER_PAIR_OPTIONS,
     show: { type: 'boolean', default: false },
     'slow-seconds': { type: 'string' },
     timeout: { type: 'string', default: '120' },

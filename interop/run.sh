@@ -150,6 +150,16 @@ passed_line() { # LOG: the "N/M checks passed" or conformance tally line
   grep -E 'checks passed|conformance \([^)]*\): [0-9]' "$1" | tail -n 1 | sed 's/^conformance ([^)]*): //'
 }
 
+run_step() { # STEP NOTE COMMAND...: run COMMAND logged to $WORK/STEP.log; record PASS, or FAIL with NOTE after the tally
+  local step="$1" note="$2"
+  shift 2
+  if run_logged "$WORK/$step.log" "$@"; then
+    record "$step" PASS "$(passed_line "$WORK/$step.log")"
+  else
+    record "$step" FAIL "$(passed_line "$WORK/$step.log")${note:+ $note}"
+  fi
+}
+
 # -- the fake upstream: python -m http.server on 127.0.0.1 serving fixtures/upstream/ ----------------------
 UPSTREAM_PORT="$(free_port)"
 "$PYTHON" -m http.server --bind 127.0.0.1 --directory "$HERE/fixtures/upstream" "$UPSTREAM_PORT" \
@@ -190,12 +200,8 @@ want() { case " ${STEPS[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 if want ts-stdio; then
   echo
   echo "== ts-stdio: TypeScript SDK client, StdioClientTransport -> $PYTHON -m mcp_server serve ${TOOLS_ARGS[*]} --page-size $PAGE_SIZE"
-  if run_logged "$WORK/ts-stdio.log" "$NODE" "$HERE/ts_client.mjs" --transport stdio --label stdio --python "$PYTHON" \
-    "${TOOLS_ARGS[@]}" "${TS_ARGS[@]}" --raw; then
-    record ts-stdio PASS "$(passed_line "$WORK/ts-stdio.log")"
-  else
-    record ts-stdio FAIL "$(passed_line "$WORK/ts-stdio.log") (see above)"
-  fi
+  run_step ts-stdio "(see above)" "$NODE" "$HERE/ts_client.mjs" --transport stdio --label stdio --python "$PYTHON" \
+    "${TOOLS_ARGS[@]}" "${TS_ARGS[@]}" --raw
 fi
 
 # -- 2. TypeScript SDK client over Streamable HTTP (sessions, then --stateless) -----------------------------
@@ -207,12 +213,8 @@ for mode in ts-http ts-http-stateless; do
   echo "== $mode: TypeScript SDK client, StreamableHTTPClientTransport"
   if start_http_server "$mode" "${TOOLS_ARGS[@]}" --page-size "$PAGE_SIZE" "${extra[@]}"; then
     echo "   server: serve --transport http ${extra[*]} ${TOOLS_ARGS[*]} --page-size $PAGE_SIZE at $SERVER_URL"
-    if run_logged "$WORK/$mode.log" "$NODE" "$HERE/ts_client.mjs" --transport http --label "${mode#ts-}" \
-      --url "$SERVER_URL" "${TS_ARGS[@]}"; then
-      record "$mode" PASS "$(passed_line "$WORK/$mode.log")"
-    else
-      record "$mode" FAIL "$(passed_line "$WORK/$mode.log") (server log: $WORK/server-$mode.log)"
-    fi
+    run_step "$mode" "(server log: $WORK/server-$mode.log)" "$NODE" "$HERE/ts_client.mjs" --transport http \
+      --label "${mode#ts-}" --url "$SERVER_URL" "${TS_ARGS[@]}"
     stop "$SERVER_PID"
   else
     record "$mode" FAIL "server did not start"
@@ -228,11 +230,7 @@ run_conformance() { # STEP LABEL URL [REPORT FLAGS]
     >"$WORK/$step.suite.log" 2>&1
   # The suite's own exit status counts the scenarios that cannot apply to a connector server; the report
   # judges each scenario (conformance_report.mjs).
-  if run_logged "$WORK/$step.log" "$NODE" "$HERE/conformance_report.mjs" "$results" "$label" "$@"; then
-    record "$step" PASS "$(passed_line "$WORK/$step.log")"
-  else
-    record "$step" FAIL "$(passed_line "$WORK/$step.log")"
-  fi
+  run_step "$step" "" "$NODE" "$HERE/conformance_report.mjs" "$results" "$label" "$@"
 }
 
 for mode in conformance-http conformance-http-stateless; do
@@ -300,22 +298,15 @@ if want ts-modern || want raw-modern; then
     echo "   fast path on: $ON_URL   off (MCP_CONNECTORS_HTTP_FAST_PATH=off): $OFF_URL"
     if want ts-modern; then
       echo "-- ts-modern: TypeScript SDK v2 client (@modelcontextprotocol/client), pinned to 2026-07-28"
-      if run_logged "$WORK/ts-modern.log" "$NODE" "$HERE/ts_client_modern.mjs" --on "$ON_URL" --off "$OFF_URL" \
-        --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE" --page-size "$PAGE_SIZE" --catalog "$WORK/catalog-modern.json" \
-        --data "$HERE/fixtures/upstream/data.json" --files "$HERE/fixtures/upstream/files" --slow-seconds "$SLOW_SECONDS"; then
-        record ts-modern PASS "$(passed_line "$WORK/ts-modern.log")"
-      else
-        record ts-modern FAIL "$(passed_line "$WORK/ts-modern.log") (server logs: $WORK/server-modern-{on,off}.log)"
-      fi
+      run_step ts-modern "(server logs: $WORK/server-modern-{on,off}.log)" "$NODE" "$HERE/ts_client_modern.mjs" \
+        --on "$ON_URL" --off "$OFF_URL" --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE" --page-size "$PAGE_SIZE" \
+        --catalog "$WORK/catalog-modern.json" --data "$HERE/fixtures/upstream/data.json" \
+        --files "$HERE/fixtures/upstream/files" --slow-seconds "$SLOW_SECONDS"
     fi
     if want raw-modern; then
       echo "-- raw-modern: the same raw requests (Node's fetch) to both, bytes compared"
-      if run_logged "$WORK/raw-modern.log" "$NODE" "$HERE/raw_compare.mjs" --on "$ON_URL" --off "$OFF_URL" \
-        --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE" --slow-seconds "$SLOW_SECONDS"; then
-        record raw-modern PASS "$(passed_line "$WORK/raw-modern.log")"
-      else
-        record raw-modern FAIL "$(passed_line "$WORK/raw-modern.log") (server logs: $WORK/server-modern-{on,off}.log)"
-      fi
+      run_step raw-modern "(server logs: $WORK/server-modern-{on,off}.log)" "$NODE" "$HERE/raw_compare.mjs" \
+        --on "$ON_URL" --off "$OFF_URL" --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE" --slow-seconds "$SLOW_SECONDS"
     fi
     stop "$ON_PID"
     stop "$OFF_PID"
@@ -336,12 +327,8 @@ if want conformance-modern; then
       timeout 600 "$NODE" "$CONFORMANCE_MODERN" server --url "$url" --spec-version 2026-07-28 --suite all \
         --output-dir "$WORK/conformance-modern-$side" >"$WORK/conformance-modern-$side.suite.log" 2>&1
     done
-    if run_logged "$WORK/conformance-modern.log" "$NODE" "$HERE/conformance_modern_report.mjs" \
-      "$WORK/conformance-modern-on" "$WORK/conformance-modern-off" --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE"; then
-      record conformance-modern PASS "$(passed_line "$WORK/conformance-modern.log")"
-    else
-      record conformance-modern FAIL "$(passed_line "$WORK/conformance-modern.log")"
-    fi
+    run_step conformance-modern "" "$NODE" "$HERE/conformance_modern_report.mjs" \
+      "$WORK/conformance-modern-on" "$WORK/conformance-modern-off" --probe-on "$ON_PROBE" --probe-off "$OFF_PROBE"
     stop "$ON_PID"
     stop "$OFF_PID"
   else

@@ -17,18 +17,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { assert, assertEqual, readProbe } from './compare.mjs';
+import { MODERN, SERVER_PAIR_OPTIONS, assert, assertEqual, readProbe } from './compare.mjs';
 
 import { Client, ProtocolError, SdkError, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 
-const MODERN = '2026-07-28';
-
 const { values: opts } = parseArgs({
   options: {
-    on: { type: 'string' },
-    off: { type: 'string' },
-    'probe-on': { type: 'string' },
-    'probe-off': { type: 'string' },
+    ...SERVER_PAIR_OPTIONS,
     'page-size': { type: 'string' },
     catalog: { type: 'string' },
     data: { type: 'string' },
