@@ -85,6 +85,11 @@ __all__ = ["Caller", "Outcome", "Pipeline", "ProgressFn", "SecretSource", "ToolS
 
 logger = logging.getLogger("mcp_server.calls")
 USER_AGENT = f"mcp-connectors/{server_version()}"
+UPSTREAM_POOL = httpx2.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
+"""Each connector's (and account's) pool. Idle connections are kept up to the same bound as open ones, for
+`keepalive_expiry` seconds: with httpx2's default of 20 kept alive, a steady 64 calls in flight closed and
+reopened about one upstream connection in ten, as each response returned its connection to a pool already
+holding its share of idle ones (docs/benchmarks/changes.md, step 18)."""
 
 Outcome = ToolSuccess | ToolError
 ProgressFn = Callable[[float, "float | None", str], Awaitable[None]]
@@ -236,7 +241,7 @@ class Pipeline:
             tls = client_ssl_context(connector.client_certificate, connector.ca_certificate, resolved)
             tls = tls or httpx2.create_ssl_context(trust_env=False)
             transport = ShardedTransport(
-                httpx2.Limits(max_connections=100, max_keepalive_connections=20),
+                UPSTREAM_POOL,
                 lambda limits: httpx2.AsyncHTTPTransport(trust_env=False, limits=limits, verify=tls),
             )
             client = httpx2.AsyncClient(

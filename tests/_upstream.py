@@ -8,6 +8,9 @@ Routes (any method):
   /slow              waits 3 s, then 200
   /big               a 12 MiB JSON body
   /retry-after       429 with Retry-After: 7
+
+`HoldingUpstream` is rawer (asyncio streams): it counts connections and holds `/hold...` requests open
+until released, for tests of connection pooling.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,3 +157,58 @@ class UpstreamThread:
 
     def stop(self) -> None:
         self._thread.stop()
+
+
+@dataclass
+class HoldingUpstream:
+    """HTTP/1.1 on loopback: a `/hold...` request is answered when `release` is set; counts connections."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0
+    held_changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    open_connections: int = 0
+    peak_connections: int = 0
+    connections: int = 0
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open_connections += 1
+        self.peak_connections = max(self.peak_connections, self.open_connections)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.split(b" ", 2)[1].startswith(b"/hold"):
+                    async with self.held_changed:
+                        self.held += 1
+                        self.held_changed.notify_all()
+                    try:
+                        await self.release.wait()
+                    finally:
+                        self.held -= 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.open_connections -= 1
+            writer.close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def wait_held(self, count: int) -> None:
+        async with self.held_changed:
+            await self.held_changed.wait_for(lambda: self.held >= count)
+
+
+@asynccontextmanager
+async def serve_holding() -> AsyncIterator[HoldingUpstream]:
+    fake = HoldingUpstream()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.close()

@@ -25,7 +25,7 @@ from mcp_server._pipeline import Outcome, Pipeline, ToolSuccess
 from mcp_server._registry import Registry
 from mcp_server._vault import Vault
 from mcp_server._version import server_version
-from tests._upstream import FakeUpstream, UpstreamThread
+from tests._upstream import FakeUpstream, UpstreamThread, serve_holding
 from tests.conftest import ALL_SECRETS, API_KEY, ENV_SECRET, PASSPHRASE, PASSWORD, SECRET
 
 # ------------------------------------------------------------------ an upstream with a few more behaviours
@@ -429,6 +429,37 @@ async def test_fifty_concurrent_calls(pipeline: Pipeline, upstream: FakeUpstream
         assert result.value["query"] == f"limit={i + 1}"
         assert result.value["headers"]["authorization"] == "Bearer [REDACTED]"
     assert len(upstream.requests) == 50
+
+
+HOLD_MANIFEST = """
+name: hold
+base_url: {base_url}
+operations:
+  - name: wait
+    method: GET
+    path: "/hold/{{n}}"
+    parameters: [{{name: n, in: path, required: true, schema: {{type: string}}}}]
+"""
+
+
+async def test_a_second_burst_of_calls_reuses_the_connections_of_the_first(tmp_path: Path, vault_path: Path) -> None:
+    # 64 calls held open at once need 64 connections; when they end, all 64 stay in the pool (idle ones are kept
+    # up to the same bound as open ones), so the next 64 open none. With 20 kept idle, the second burst opened 44.
+    tools = tmp_path / "hold_tools"
+    tools.mkdir()
+    async with serve_holding() as holding:
+        (tools / "hold.yaml").write_text(HOLD_MANIFEST.format(base_url=holding.url("")))
+        async with make_pipeline(tools, vault_path) as running:
+            for _ in range(2):
+                holding.release = asyncio.Event()
+                calls = [asyncio.create_task(running.invoke("hold_wait", {"n": str(i)})) for i in range(64)]
+                async with asyncio.timeout(10):
+                    await holding.wait_held(64)
+                holding.release.set()
+                values = [ok(outcome).text for outcome in await asyncio.gather(*calls)]
+                assert values == ["ok"] * 64, values[:2]
+                assert holding.connections == 64
+        assert holding.peak_connections == 64
 
 
 async def test_user_agent(pipeline: Pipeline, upstream: FakeUpstream, more: MoreUpstream) -> None:

@@ -4,55 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import httpx2
 import pytest
 
 from mcp_server._shards import SHARDS, ShardedTransport, split_limits
-
-
-@dataclass
-class HoldingUpstream:
-    """HTTP/1.1 on loopback: `/hold` answers when `release` is set; counts connections open at once."""
-
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-    open_connections: int = 0
-    peak_connections: int = 0
-    connections: int = 0
-    port: int = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open_connections += 1
-        self.peak_connections = max(self.peak_connections, self.open_connections)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                if b" /hold " in head.split(b"\r\n", 1)[0]:
-                    await self.release.wait()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            self.open_connections -= 1
-            writer.close()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+from tests._upstream import HoldingUpstream, serve_holding
 
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[HoldingUpstream]:
-    fake = HoldingUpstream()
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    fake.port = server.sockets[0].getsockname()[1]
-    try:
+    async with serve_holding() as fake:
         yield fake
-    finally:
-        fake.release.set()
-        server.close()
 
 
 def sharded(max_connections: int, keepalive: int) -> ShardedTransport:
