@@ -7,7 +7,7 @@ PORT ?= 8765
 
 FASTMCP_VENV := .cache/fastmcp-venv
 
-.PHONY: install serve test lint clean corpus bench-openapi bench interop
+.PHONY: install bytecode serve test lint clean corpus bench-openapi bench interop
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-serve: install
+# The editable install leaves our own modules uncompiled; where PYTHONDONTWRITEBYTECODE is set (common in
+# containers) every start would compile all of them again (~75 ms). Only stale files are recompiled.
+bytecode: install
+	$(BIN)/python -m compileall -q mcp_server
+
+serve: bytecode
 	$(BIN)/mcp-connectors serve --transport http --host $(HOST) --port $(PORT)
 
 test: install
@@ -44,7 +49,7 @@ bench-openapi: install $(FASTMCP_VENV)/.installed
 
 # Not part of `make test`: the peers benchmark (~10 min; BENCH_ARGS=--quick for a ~2-minute smoke run into
 # .cache/bench-quick). Bench-only tools (matplotlib, psutil, py-spy) are installed into .venv when missing.
-bench: install $(FASTMCP_VENV)/.installed
+bench: bytecode $(FASTMCP_VENV)/.installed
 	$(BIN)/python -c "import matplotlib, psutil" 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib psutil
 	test -x $(BIN)/py-spy || $(BIN)/python -m pip install --quiet py-spy
 	-$(BIN)/python bench/corpus.py --fetch-only
