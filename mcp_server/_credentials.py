@@ -235,11 +235,12 @@ def client_ssl_context(
 ) -> ssl.SSLContext | None:
     """A TLS context presenting the client certificate and trusting `ca_certificate` (PEM) besides the system's.
 
-    None when neither is configured: the HTTP client's default verification applies.
+    None when neither is configured: the HTTP client's default verification applies. As there, the CAs that
+    SSL_CERT_FILE / SSL_CERT_DIR name are not trusted: only the manifest adds to the system's.
     """
     if certificate is None and ca_certificate is None:
         return None
-    context = httpx2.create_ssl_context()
+    context = httpx2.create_ssl_context(trust_env=False)
     if ca_certificate is not None:
         try:
             context.load_verify_locations(cadata=ca_certificate)

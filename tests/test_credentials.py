@@ -530,6 +530,18 @@ async def test_the_environment_does_not_choose_which_cas_are_trusted(
     )
     async with pipeline_for(tmp_path, trusting, vault) as pipeline:
         assert ok(await pipeline.invoke("svc_call", {})).value == {"hello": "mtls"}
+    # A manifest naming some other CA adds that one to the system's, not the environment's.
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other_ca = _pem(_issue("other-ca", other_key, "other-ca", other_key, ca=True))
+    elsewhere = manifest(
+        mtls_upstream.server_only_url,
+        "{type: bearer, token: {secret: tok}}",
+        "/hello",
+        extra=f"ca_certificate: {json.dumps(other_ca)}\n",
+    )
+    async with pipeline_for(tmp_path, elsewhere, vault) as pipeline:
+        outcome = await pipeline.invoke("svc_call", {})
+    assert isinstance(outcome, ToolError) and outcome.error_code == "UPSTREAM_UNREACHABLE"
 
 
 async def test_a_certificate_that_does_not_load_is_auth_missing(tmp_path: Path, mtls_upstream: Pki) -> None:
