@@ -22,6 +22,7 @@ from mcp_server._app import open_vault
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._config import Settings
 from mcp_server._http_fastpath import ModernToolCalls
+from mcp_server._http_session_fastpath import SessionConnections, SessionToolCalls
 from mcp_server._inbound import Authenticator, InboundAuth
 from mcp_server._metrics import CONTENT_TYPE_LATEST
 from mcp_server._model import Catalog
@@ -103,8 +104,11 @@ def build_http_app(
     session_manager = ops.session_manager(server)
     sse_transport = SseServerTransport("/messages/")
     mcp_endpoint: Any = session_manager.asgi_app
-    if settings.http_fast_path:  # 2026-07-28 tools/call without the SDK's per-request machinery (_http_fastpath)
+    if settings.http_fast_path:  # tools/call without the SDK's per-request machinery: 2026-07-28, then sessions
+        connections = SessionConnections()
+        server.add_bookkeeping(connections)
         mcp_endpoint = ModernToolCalls(server, session_manager, session_manager.asgi_app)
+        mcp_endpoint = SessionToolCalls(server, session_manager, connections, mcp_endpoint)
     rest = RestApi(pipeline, access, local)
     webhooks = WebhookEndpoints(local, access, pipeline, open_vault(settings), environ=settings.environ)
 

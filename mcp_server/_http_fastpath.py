@@ -64,12 +64,12 @@ from mcp_server._changes import ConnectorServer
 from mcp_server._ops import SessionManager
 from mcp_server._wire import replay_body
 
-__all__ = ["SSE_WINDOW_SECONDS", "ModernToolCalls"]
+__all__ = ["PING", "SSE_WINDOW_SECONDS", "ModernToolCalls", "read_request_body"]
 
 logger = logging.getLogger(__name__)
 
 SSE_WINDOW_SECONDS: Final = 15.0
-"""The SDK's `_SSE_PING_INTERVAL`: a call still running after this long is answered as an SSE stream."""
+"""The SDK's `_SSEPING_INTERVAL`: a call still running after this long is answered as an SSE stream."""
 
 _VERSION_HEADER: Final = b"mcp-protocol-version"
 _MODERN: Final = frozenset(v.encode("latin-1") for v in MODERN_PROTOCOL_VERSIONS)
@@ -80,7 +80,7 @@ _SSE_HEADERS: Final[list[tuple[bytes, bytes]]] = [
     (b"connection", b"keep-alive"),
     (b"x-accel-buffering", b"no"),
 ]
-_PING: Final = b": ping\r\n\r\n"
+PING: Final = b": ping\r\n\r\n"
 
 _Answer = types.JSONRPCResponse | types.JSONRPCError
 
@@ -122,7 +122,7 @@ class ModernToolCalls:
         if not self._takes(scope):
             await self._sdk_app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_request_body(receive)
         if body is None:
             return  # the client went away mid-body; WireGuard normally sees to this first
         replay = replay_body(body, receive)
@@ -283,7 +283,7 @@ async def _watch(receive: Receive, send: Send, stream: _Stream, answering: anyio
                     await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
                     stream.committed = True
                     stream.starting = False
-                await send({"type": "http.response.body", "body": _PING, "more_body": True})
+                await send({"type": "http.response.body", "body": PING, "more_body": True})
                 continue
             break
     except Exception:  # a ping the server could not write: the client is as good as gone
@@ -291,7 +291,7 @@ async def _watch(receive: Receive, send: Send, stream: _Stream, answering: anyio
     answering.cancel()
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_request_body(receive: Receive) -> bytes | None:
     chunks: list[bytes] = []
     while True:
         message = await receive()

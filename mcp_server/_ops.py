@@ -26,11 +26,14 @@ from typing import Any
 
 import anyio
 import uvicorn
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.lowlevel.server import Server
+from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from sse_starlette.sse import AppStatus
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 from mcp_server._app import open_vault
 from mcp_server._audit import AuditLog
@@ -50,7 +53,10 @@ _VAULT_CHECK_TTL = 2.0
 
 
 class SessionManager(StreamableHTTPSessionManager):
-    """The SDK's Streamable HTTP session manager, with its open sessions counted and closable at shutdown."""
+    """The SDK's Streamable HTTP session manager, with its open sessions counted and closable at shutdown.
+
+    The one place that reads the manager's session table (the SDK 2.3 has no public accessor for it).
+    """
 
     @property
     def running(self) -> bool:
@@ -60,6 +66,20 @@ class SessionManager(StreamableHTTPSessionManager):
     @property
     def open_sessions(self) -> int:
         return len(self._server_instances)
+
+    def session_transport(self, session_id: str) -> StreamableHTTPServerTransport | None:
+        """The transport of a session the manager still serves."""
+        return self._server_instances.get(session_id)
+
+    def session_for(self, session_id: str, scope: Scope) -> StreamableHTTPServerTransport | None:
+        """The session's transport when this request may use it: the SDK's own test (`_handle_stateful_request`),
+        a session is served only to the credential that created it."""
+        transport = self._server_instances.get(session_id)
+        if transport is None:
+            return None
+        user = scope.get("user")
+        requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+        return transport if requestor == self._session_owners.get(session_id) else None
 
     async def close_sessions(self) -> None:
         """End every stateful session (and with it its GET stream); their ids answer 404 afterwards."""

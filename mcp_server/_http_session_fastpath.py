@@ -1,0 +1,298 @@
+"""Streamable HTTP `tools/call` in a handshake-era session (2025-11-25 and before), without the SDK's
+per-request machinery.
+
+Why (profile in docs/benchmarks/changes.md): a session's POST goes through the SDK's transport and
+dispatcher: an `EventSourceResponse` with its task group, two memory streams and a message router per
+request, the session's read loop, a dispatcher task, the runner and its middleware chain, and the
+response routed back by id. The bare SDK server spends more than the 1 ms target on that alone.
+
+`SessionToolCalls` sits in front of the `/mcp` app. For a POST that names a session, it reads the body
+and takes the call only when everything the SDK's path would check holds, judged with the SDK's own
+functions and state: the transport-security check (Content-Type, Host/Origin when enabled), the body
+size, Accept (JSON and SSE), one JSON-RPC request parsed by the SDK's message adapter, a session the
+manager still serves to this same credential (`SessionManager.session_for`), not terminated or idled
+out, whose connection has completed `initialize` (its `Connection`, remembered by the bookkeeping
+middleware `SessionConnections` when the session's first request passed the SDK's path), the
+per-version surface of the negotiated version and `CallToolRequestParams`. The handler is the one
+`build_server` registered, called directly; the result is shaped by the SDK's result surface for that
+version and the answer is written as the SDK's transport writes it: `text/event-stream` with the
+session header, one `message` event, end of stream. Tests compare status, headers and body bytes with
+the SDK's path; `make interop` runs the TypeScript SDK client and the conformance suite through it.
+
+What the SDK's transport does around a request and this keeps: the headers go out at once and a long
+call gets a comment ping every 15 s (the SDK's SSE ping interval); a client that disconnects does not
+cancel the call (spec: a disconnect is not a cancellation); a `notifications/cancelled` for a call in
+flight here cancels it and the stream ends with the SDK's `REQUEST_CANCELLED` error, as its
+`_terminate_unanswered_request` does; the session's idle deadline is pushed on at the start and the end
+of each call (never pulled in), as each request through the transport resets it.
+
+Everything else goes to the next app with the body replayed: other methods, notifications, a first
+request before the connection is known here, any failed check (so every error answer is the SDK's),
+a request asking for progress, an SDK event store (its responses carry event ids), stateless and JSON
+response managers, a server whose `tools/call` handler or middleware is not the one built here, and a
+process with an OpenTelemetry tracer provider installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any, Final
+
+import anyio
+import mcp_types as types
+from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, REQUEST_CANCELLED, check_accept_headers
+from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data, progress_token_from_params
+from mcp_types import jsonrpc_message_adapter, methods
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from opentelemetry import trace
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_server._changes import ConnectorServer
+from mcp_server._http_fastpath import PING, SSE_WINDOW_SECONDS, read_request_body
+from mcp_server._ops import SessionManager
+from mcp_server._wire import replay_body
+
+__all__ = ["SessionConnections", "SessionToolCalls"]
+
+logger = logging.getLogger(__name__)
+
+_VERSION_HEADER: Final = b"mcp-protocol-version"
+_SESSION_HEADER: Final = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
+_HANDSHAKE: Final = frozenset(v.encode("latin-1") for v in HANDSHAKE_PROTOCOL_VERSIONS)
+
+_Answer = types.JSONRPCResponse | types.JSONRPCError
+
+
+class SessionConnections:
+    """Bookkeeping middleware: each handshake-era session's `Connection`, by session id, while it lives."""
+
+    def __init__(self) -> None:
+        self._by_session: dict[str, Connection] = {}
+
+    def get(self, session_id: str) -> Connection | None:
+        return self._by_session.get(session_id)
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        # The SDK (2.3) offers no public handle on a request's connection; its session proxy keeps it here.
+        connection = getattr(ctx.session, "_connection", None)
+        if isinstance(connection, Connection) and connection.session_id is not None:
+            session_id = connection.session_id
+            if self._by_session.get(session_id) is not connection:
+                self._by_session[session_id] = connection
+                connection.exit_stack.callback(self._forget, session_id, connection)
+        return await call_next(ctx)
+
+    def _forget(self, session_id: str, connection: Connection) -> None:
+        if self._by_session.get(session_id) is connection:
+            del self._by_session[session_id]
+
+
+class _Call:
+    __slots__ = ("params", "request", "request_id", "session_id", "version")
+
+    def __init__(
+        self,
+        request: Request,
+        request_id: types.RequestId,
+        session_id: str,
+        version: str,
+        params: types.CallToolRequestParams,
+    ) -> None:
+        self.request = request  # what `Access.principal` reads the caller from, as from an SDK `ctx.request`
+        self.request_id = request_id
+        self.session_id = session_id
+        self.version = version
+        self.params = params
+
+
+class SessionToolCalls:
+    """The `/mcp` ASGI app: session `tools/call` answered here, everything else by `app`. See the module docstring."""
+
+    def __init__(
+        self, server: ConnectorServer, manager: SessionManager, connections: SessionConnections, app: ASGIApp
+    ) -> None:
+        self._server = server
+        self._manager = manager
+        self._connections = connections
+        self._app = app
+        self._direct = server.direct_call
+        self._security = TransportSecurityMiddleware(manager.security_settings)
+        self.sse_window = SSE_WINDOW_SECONDS
+        self.answered = 0
+        """Calls answered here rather than by the SDK (tests read it; it is not a metric)."""
+        self._in_flight: dict[tuple[str, str], anyio.CancelScope] = {}
+        self.enabled = self._direct is not None and all(
+            isinstance(m, OpenTelemetryMiddleware) or server.is_bookkeeping(m) for m in server.middleware
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = self._session_of(scope)
+        if session_id is None:
+            await self._app(scope, receive, send)
+            return
+        body = await read_request_body(receive)
+        if body is None:
+            return  # the client went away mid-body; WireGuard normally sees to this first
+        replay = replay_body(body, receive)
+        request = Request(scope, replay)
+        message = await self._message(request, body)
+        call = self._checked(request, message, session_id) if message is not None else None
+        if call is None:
+            if message is not None:
+                self._cancel_if_ours(session_id, message)
+            await self._app(scope, replay, send)
+            return
+        self.answered += 1
+        await self._serve(call, send)
+
+    def _session_of(self, scope: Scope) -> str | None:
+        """The session a POST names, when this app may take it; None sends the request to the SDK as is."""
+        if not self.enabled or scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        manager = self._manager
+        if manager.stateless or manager.json_response or manager.event_store is not None or not manager.running:
+            return None
+        session: bytes | None = None
+        for key, value in scope["headers"]:
+            if key == _VERSION_HEADER and value not in _HANDSHAKE:
+                return None  # a 2026-era request, or a version the SDK refuses: not a session's
+            if key == _SESSION_HEADER:
+                session = value
+        if session is None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return None
+        return session.decode("latin-1")
+
+    async def _message(self, request: Request, body: bytes) -> types.JSONRPCMessage | None:
+        """The message as the SDK's transport parses it, once the checks before parsing pass; else None."""
+        if len(body) > self._manager.max_request_body_size:
+            return None
+        if await self._security.validate_request(request, is_post=True) is not None:
+            return None
+        has_json, has_sse = check_accept_headers(request)
+        if not (has_json and has_sse):
+            return None
+        try:
+            return jsonrpc_message_adapter.validate_json(body, by_name=False)
+        except ValidationError:
+            return None
+
+    def _checked(self, request: Request, message: types.JSONRPCMessage, session_id: str) -> _Call | None:
+        if not isinstance(message, types.JSONRPCRequest) or message.method != "tools/call":
+            return None
+        transport = self._manager.session_for(session_id, request.scope)
+        if transport is None or transport.is_terminated:
+            return None
+        if transport.idle_scope is not None and transport.idle_scope.cancel_called:
+            return None
+        connection = self._connections.get(session_id)
+        if connection is None or not connection.initialize_accepted:
+            return None
+        params = message.params
+        if progress_token_from_params(params) is not None:
+            return None
+        server = self._server
+        entry = server.get_request_handler("tools/call")
+        if entry is None or self._direct is None or entry.handler is not self._direct.handler:
+            return None
+        if server.cache_hints.get("tools/call") is not None:
+            return None
+        version = connection.protocol_version
+        try:
+            methods.validate_client_request("tools/call", version, params)
+            typed = types.CallToolRequestParams.model_validate({} if params is None else params, by_name=False)
+        except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+            return None
+        return _Call(request, message.id, session_id, version, typed)
+
+    def _cancel_if_ours(self, session_id: str, message: types.JSONRPCMessage) -> None:
+        """A `notifications/cancelled` naming a call in flight here cancels it (it still goes on to the SDK)."""
+        if not isinstance(message, types.JSONRPCNotification) or message.method != "notifications/cancelled":
+            return
+        request_id = (message.params or {}).get("requestId")
+        if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+            scope = self._in_flight.get((session_id, str(request_id)))
+            if scope is not None:
+                scope.cancel()
+
+    async def _serve(self, call: _Call, send: Send) -> None:
+        """Headers at once, pings past each window, then the answer as one `message` event."""
+        headers = [
+            (b"cache-control", b"no-cache, no-transform"),
+            (b"connection", b"keep-alive"),
+            (b"content-type", b"text/event-stream"),
+            (_SESSION_HEADER, call.session_id.encode("latin-1")),
+            (b"x-accel-buffering", b"no"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        key = (call.session_id, str(call.request_id))
+        cancel = self._in_flight[key] = anyio.CancelScope()
+        pinger = asyncio.get_running_loop().create_task(_ping(send, self.sse_window))
+        self._keep_session(call.session_id)
+        answer: _Answer | None = None
+        try:
+            with cancel:
+                answer = await self._answer(call)
+        finally:
+            if self._in_flight.get(key) is cancel:
+                del self._in_flight[key]
+            pinger.cancel()
+            await asyncio.wait({pinger})
+            self._keep_session(call.session_id)
+        if answer is None:  # cancelled by the client's notification: the SDK's answer to that
+            error = types.ErrorData(code=REQUEST_CANCELLED, message="Request cancelled")
+            answer = types.JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error)
+        data = answer.model_dump_json(by_alias=True, exclude_unset=True)
+        try:
+            await send({"type": "http.response.body", "body": f"event: message\r\ndata: {data}\r\n\r\n".encode()})
+        except OSError:
+            logger.debug("the client went away before the answer", exc_info=True)
+
+    async def _answer(self, call: _Call) -> _Answer:
+        """Run the call; the JSON-RPC answer the SDK's dispatcher would write for it."""
+        assert self._direct is not None  # _checked returned a call only with a direct handler
+        try:
+            principal = self._direct.access.principal(call.request)
+            result = await self._direct.call(principal, call.params, None)
+            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            try:
+                shaped = methods.serialize_server_result("tools/call", call.version, dumped)
+            except ValidationError:
+                logger.exception("handler for 'tools/call' returned an invalid result")
+                raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
+            return types.JSONRPCResponse(jsonrpc="2.0", id=call.request_id, result=shaped)
+        except Exception as exc:
+            error = handler_exception_to_error_data(exc)
+            if error is None:
+                logger.exception("handler for 'tools/call' raised")
+                error = types.ErrorData(code=0, message=str(exc))  # the SDK dispatcher's catch-all, kept as is
+            return types.JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error)
+
+    def _keep_session(self, session_id: str) -> None:
+        """Push the session's idle deadline on, as a request through the SDK's transport would; never pull it in."""
+        transport = self._manager.session_transport(session_id)
+        timeout = self._manager.session_idle_timeout
+        if transport is None or transport.idle_scope is None or timeout is None:
+            return
+        deadline = transport.idle_scope.deadline
+        if not math.isinf(deadline):
+            transport.idle_scope.deadline = max(deadline, anyio.current_time() + timeout)
+
+
+async def _ping(send: Send, window: float) -> None:
+    try:
+        while True:
+            await asyncio.sleep(window)
+            await send({"type": "http.response.body", "body": PING, "more_body": True})
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.debug("an SSE ping failed", exc_info=True)
