@@ -123,7 +123,8 @@ class SessionToolCalls:
         self._server = server
         self._manager = manager
         self._connections = connections
-        self._app = app
+        self.app = app
+        """The next app (the 2026-07-28 fast path, then the SDK): everything not answered here goes to it."""
         self._direct = server.direct_call
         self._security = TransportSecurityMiddleware(manager.security_settings)
         self.sse_window = SSE_WINDOW_SECONDS
@@ -137,7 +138,7 @@ class SessionToolCalls:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = self._session_of(scope)
         if session_id is None:
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         body = await read_request_body(receive)
         if body is None:
@@ -149,7 +150,7 @@ class SessionToolCalls:
         if call is None:
             if message is not None:
                 self._cancel_if_ours(session_id, message)
-            await self._app(scope, replay, send)
+            await self.app(scope, replay, send)
             return
         self.answered += 1
         await self._serve(call, send)

@@ -26,6 +26,7 @@ from mcp_server._clients import ClientsFile
 from mcp_server._config import ENV_HTTP_FAST_PATH, Settings
 from mcp_server._http import build_http_app
 from mcp_server._http_fastpath import SSE_WINDOW_SECONDS, ModernToolCalls
+from mcp_server._http_session_fastpath import SessionToolCalls
 from mcp_server._pipeline import Pipeline
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import AppThread, FakeUpstream
@@ -68,7 +69,9 @@ def served(
     settings = Settings.resolve(environ=environ, tools_dirs=[tools_dir], vault_path=vault_path, watch_tools=False)
     application = build_application(settings)
     app = build_http_app(application.pipeline, application.catalog, settings)
-    endpoint = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
+    sessions = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
+    assert isinstance(sessions, SessionToolCalls)
+    endpoint = sessions.app
     assert isinstance(endpoint, ModernToolCalls)
     server = AppThread(app)
     server.start(timeout=20)
@@ -361,4 +364,4 @@ def test_the_setting_turns_it_off(tmp_path: Path, value: str) -> None:
     assert on.http_fast_path and not off.http_fast_path
     app = build_http_app(build_application(off).pipeline, build_application(off).catalog, off)
     endpoint = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
-    assert not isinstance(endpoint, ModernToolCalls)
+    assert not isinstance(endpoint, ModernToolCalls | SessionToolCalls)
