@@ -1,4 +1,4 @@
-"""`python -m mcp_server`, unchanged, with a record of the `tools/call` requests the HTTP fast path answered.
+"""`python -m mcp_server`, unchanged, with a record of the `tools/call` requests the HTTP fast paths answered.
 
     python interop/fastpath_probe.py PROBE_FILE serve --transport http ...   (the rest: mcp_server's CLI)
 
@@ -8,10 +8,12 @@ comparison proves something only if the "on" server really answered those calls 
 nothing on the wire says (the point of the fast path is that it looks the same). So this launcher wraps
 `ModernToolCalls._answer` — called only once a request has passed every check and is answered on the fast
 path — to append one JSON line per call to PROBE_FILE: `{"event": "answered", "x_request_id": …, "id": …,
-"tool": …}`, after `{"event": "hooked"}` at start. The wrapper only observes: it calls the original with
-the same arguments and returns its answer. Nothing else is changed.
+"tool": …}`, after `{"event": "hooked"}` at start. It wraps `SessionToolCalls._answer`
+(`mcp_server/_http_session_fastpath.py`, handshake-era sessions) the same way, with `"event":
+"answered-session"`, so the 2025-11-25 steps can tell that their calls took that path. The wrappers only
+observe: they call the original with the same arguments and return its answer. Nothing else is changed.
 
-If `ModernToolCalls._answer` is gone (the module was reworked), the line is `{"event": "unhooked", ...}` and the
+If a wrapped method is gone (the module was reworked), the line is `{"event": "unhooked", ...}` and the
 server still runs; the clients then report the fast-path attribution check as failed, not the comparison.
 """
 
@@ -36,25 +38,29 @@ def _record(path: str, entry: dict[str, Any]) -> None:
 def _hook(path: str) -> None:
     try:
         from mcp_server._http_fastpath import ModernToolCalls
+        from mcp_server._http_session_fastpath import SessionToolCalls
 
-        original = ModernToolCalls._answer
+        targets = [(ModernToolCalls, "answered"), (SessionToolCalls, "answered-session")]
+        originals = [cls._answer for cls, _ in targets]
     except (ImportError, AttributeError) as exc:
         _record(path, {"event": "unhooked", "reason": repr(exc)})
         return
 
-    async def _answer(self: Any, call: Any) -> Any:
-        _record(
-            path,
-            {
-                "event": "answered",
-                "x_request_id": call.request.headers.get("x-request-id"),
-                "id": call.request_id,
-                "tool": getattr(call.params, "name", None),
-            },
-        )
-        return await original(self, call)
+    for (cls, event), original in zip(targets, originals, strict=True):
 
-    ModernToolCalls._answer = _answer  # type: ignore[method-assign]
+        async def _answer(self: Any, call: Any, *, _original: Any = original, _event: str = event) -> Any:
+            _record(
+                path,
+                {
+                    "event": _event,
+                    "x_request_id": call.request.headers.get("x-request-id"),
+                    "id": call.request_id,
+                    "tool": getattr(call.params, "name", None),
+                },
+            )
+            return await _original(self, call)
+
+        cls._answer = _answer  # type: ignore[method-assign]
     _record(path, {"event": "hooked", "pid": os.getpid()})
 
 

@@ -120,12 +120,15 @@ stop() { # PID: SIGTERM, then wait for it
 
 SERVER_PID=""
 SERVER_URL=""
-start_http_server() { # NAME ARGS...: our server over Streamable HTTP on a free port
+SERVER_PROBE=""
+start_http_server() { # NAME ARGS...: our server over Streamable HTTP on a free port, under fastpath_probe.py
   local name="$1" port log
   shift
   port="$(free_port)"
   log="$WORK/server-$name.log"
-  "$PYTHON" -m mcp_server serve --transport http --port "$port" --drain-timeout 2 "$@" >"$log" 2>&1 &
+  SERVER_PROBE="$WORK/probe-$name.jsonl"
+  "$PYTHON" "$HERE/fastpath_probe.py" "$SERVER_PROBE" serve --transport http --port "$port" --drain-timeout 2 "$@" \
+    >"$log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   SERVER_URL="http://127.0.0.1:$port/mcp"
@@ -157,6 +160,16 @@ run_step() { # STEP NOTE COMMAND...: run COMMAND logged to $WORK/STEP.log; recor
     record "$step" PASS "$(passed_line "$WORK/$step.log")"
   else
     record "$step" FAIL "$(passed_line "$WORK/$step.log")${note:+ $note}"
+  fi
+}
+
+record_session_calls() { # STEP: how many of its tools/call the session fast path answered (none is a failure)
+  local count
+  count="$(grep -c '"event": "answered-session"' "$SERVER_PROBE" 2>/dev/null)"
+  if [ "${count:-0}" -gt 0 ]; then
+    record "$1 (session path)" PASS "$count tools/call answered by _http_session_fastpath"
+  else
+    record "$1 (session path)" FAIL "no tools/call took the session fast path (probe: $SERVER_PROBE)"
   fi
 }
 
@@ -216,6 +229,7 @@ for mode in ts-http ts-http-stateless; do
     run_step "$mode" "(server log: $WORK/server-$mode.log)" "$NODE" "$HERE/ts_client.mjs" --transport http \
       --label "${mode#ts-}" --url "$SERVER_URL" "${TS_ARGS[@]}"
     stop "$SERVER_PID"
+    [ "$mode" = ts-http ] && record_session_calls "$mode"
   else
     record "$mode" FAIL "server did not start"
   fi
@@ -242,6 +256,7 @@ for mode in conformance-http conformance-http-stateless; do
   if start_http_server "$mode" "${CONFORMANCE_TOOLS_ARGS[@]}" "${extra[@]}"; then
     run_conformance "$mode" "${mode#conformance-}" "$SERVER_URL"
     stop "$SERVER_PID"
+    [ "$mode" = conformance-http ] && record_session_calls "$mode"
   else
     record "$mode" FAIL "server did not start"
   fi
