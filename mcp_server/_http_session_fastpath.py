@@ -9,35 +9,40 @@ response routed back by id. The bare SDK server spends more than the 1 ms target
 `SessionToolCalls` sits in front of the `/mcp` app. For a POST that names a session, it reads the body
 and takes the call only when everything the SDK's path would check holds, judged with the SDK's own
 functions and state: the transport-security check (Content-Type, Host/Origin when enabled), the body
-size, Accept (JSON and SSE), one JSON-RPC request parsed by the SDK's message adapter, a session the
-manager still serves to this same credential (`SessionManager.session_for`), not terminated or idled
-out, whose connection has completed `initialize` (its `Connection`, remembered by the bookkeeping
-middleware `SessionConnections` when the session's first request passed the SDK's path), the
-per-version surface of the negotiated version and `CallToolRequestParams`. The handler is the one
-`build_server` registered, called directly; the result is shaped by the SDK's result surface for that
-version and the answer is written as the SDK's transport writes it: `text/event-stream` with the
-session header, one `message` event, end of stream. Tests compare status, headers and body bytes with
-the SDK's path; `make interop` runs the TypeScript SDK client and the conformance suite through it.
+size, Accept (JSON and SSE), the transport's exact Content-Type test, one JSON-RPC request parsed by the
+SDK's message adapter, a session the manager still serves to this same credential
+(`SessionManager.session_for`), not terminated or idled out, whose connection has completed `initialize`
+(its `Connection`, remembered by the bookkeeping middleware `SessionConnections` when the session's
+first request passed the SDK's path), the per-version surface of the negotiated version and
+`CallToolRequestParams`. The handler is the one `build_server` registered, called directly; the result
+is shaped by the SDK's result surface for that version and the answer is written as the SDK's transport
+writes it: `text/event-stream` with the session header, one `message` event, end of stream. Tests
+compare status, headers and body bytes with the SDK's path; `make interop` runs the TypeScript SDK
+client and the conformance suite through it.
 
 What the SDK's transport does around a request and this keeps: the headers go out at once and a long
-call gets a comment ping every 15 s (the SDK's SSE ping interval); a client that disconnects does not
-cancel the call (spec: a disconnect is not a cancellation); a `notifications/cancelled` for a call in
-flight here cancels it and the stream ends with the SDK's `REQUEST_CANCELLED` error, as its
-`_terminate_unanswered_request` does; the session's idle deadline is pushed on at the start and the end
-of each call (never pulled in), as each request through the transport resets it.
+call gets a comment ping every 15 s (the SDK's interval; the comment's text differs, `: ping` here, clients
+ignore comments); while a call runs the session's idle countdown is held and restarts when its last
+request ends (the transport's own request count, `SessionManager.request_in_flight`); a client that
+disconnects does not cancel the call (spec: a disconnect is not a cancellation); a
+`notifications/cancelled` from the session's own client naming a call in flight here (ids correlated as
+the SDK's dispatcher does, "7" and 7 alike) cancels it, and the stream ends with the SDK's
+`REQUEST_CANCELLED` error; a session that ends meanwhile (DELETE, idle timeout, shutdown) cancels its
+calls and their streams end with no event. One difference is kept on purpose: two calls in flight with
+the same id in one session both get their answer here, where the SDK's transport answers only the later.
 
 Everything else goes to the next app with the body replayed: other methods, notifications, a first
 request before the connection is known here, any failed check (so every error answer is the SDK's),
 a request asking for progress, an SDK event store (its responses carry event ids), stateless and JSON
 response managers, a server whose `tools/call` handler or middleware is not the one built here, and a
-process with an OpenTelemetry tracer provider installed.
+process with an OpenTelemetry tracer provider installed. The body is read whole before any check, as
+the SDK's transport reads it; `WireGuard`, in front of every route, bounds it (4 MiB, the SDK's limit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from typing import Any, Final
 
 import anyio
@@ -45,10 +50,20 @@ import mcp_types as types
 from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, REQUEST_CANCELLED, check_accept_headers
+from mcp.server.streamable_http import (
+    MCP_SESSION_ID_HEADER,
+    REQUEST_CANCELLED,
+    StreamableHTTPServerTransport,
+    check_accept_headers,
+)
 from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.exceptions import MCPError
-from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data, progress_token_from_params
+from mcp.shared.jsonrpc_dispatcher import (
+    cancelled_request_id_from_params,
+    handler_exception_to_error_data,
+    progress_token_from_params,
+)
 from mcp_types import jsonrpc_message_adapter, methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from opentelemetry import trace
@@ -97,21 +112,33 @@ class SessionConnections:
 
 
 class _Call:
-    __slots__ = ("params", "request", "request_id", "session_id", "version")
+    __slots__ = ("params", "request", "request_id", "session_id", "transport", "version")
 
     def __init__(
         self,
         request: Request,
         request_id: types.RequestId,
         session_id: str,
+        transport: StreamableHTTPServerTransport,
         version: str,
         params: types.CallToolRequestParams,
     ) -> None:
         self.request = request  # what `Access.principal` reads the caller from, as from an SDK `ctx.request`
         self.request_id = request_id
         self.session_id = session_id
+        self.transport = transport
         self.version = version
         self.params = params
+
+
+class _Running:
+    """A call in flight here: its cancel scope, and whether the client cancelled it (else its session ended)."""
+
+    __slots__ = ("by_client", "cancel")
+
+    def __init__(self) -> None:
+        self.cancel = anyio.CancelScope()
+        self.by_client = False
 
 
 class SessionToolCalls:
@@ -130,7 +157,7 @@ class SessionToolCalls:
         self.sse_window = SSE_WINDOW_SECONDS
         self.answered = 0
         """Calls answered here rather than by the SDK (tests read it; it is not a metric)."""
-        self._in_flight: dict[tuple[str, str], anyio.CancelScope] = {}
+        self._in_flight: dict[tuple[str, types.RequestId], _Running] = {}
         self.enabled = self._direct is not None and all(
             isinstance(m, OpenTelemetryMiddleware) or server.is_bookkeeping(m) for m in server.middleware
         )
@@ -149,7 +176,7 @@ class SessionToolCalls:
         call = self._checked(request, message, session_id) if message is not None else None
         if call is None:
             if message is not None:
-                self._cancel_if_ours(session_id, message)
+                self._cancel_if_ours(request, session_id, message)
             await self.app(scope, replay, send)
             return
         self.answered += 1
@@ -166,7 +193,7 @@ class SessionToolCalls:
         for key, value in scope["headers"]:
             if key == _VERSION_HEADER and value not in _HANDSHAKE:
                 return None  # a 2026-era request, or a version the SDK refuses: not a session's
-            if key == _SESSION_HEADER:
+            if key == _SESSION_HEADER and session is None:  # the first, as the SDK reads it
                 session = value
         if session is None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
             return None
@@ -179,7 +206,7 @@ class SessionToolCalls:
         if await self._security.validate_request(request, is_post=True) is not None:
             return None
         has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse):
+        if not (has_json and has_sse) or not _is_json(request.headers.get("content-type", "")):
             return None
         try:
             return jsonrpc_message_adapter.validate_json(body, by_name=False)
@@ -212,17 +239,21 @@ class SessionToolCalls:
             typed = types.CallToolRequestParams.model_validate({} if params is None else params, by_name=False)
         except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
             return None
-        return _Call(request, message.id, session_id, version, typed)
+        return _Call(request, message.id, session_id, transport, version, typed)
 
-    def _cancel_if_ours(self, session_id: str, message: types.JSONRPCMessage) -> None:
-        """A `notifications/cancelled` naming a call in flight here cancels it (it still goes on to the SDK)."""
+    def _cancel_if_ours(self, request: Request, session_id: str, message: types.JSONRPCMessage) -> None:
+        """A `notifications/cancelled` from the session's own client naming a call in flight here cancels it,
+        as the SDK's dispatcher would (the notification still goes on to the SDK, which answers the POST)."""
         if not isinstance(message, types.JSONRPCNotification) or message.method != "notifications/cancelled":
             return
-        request_id = (message.params or {}).get("requestId")
-        if isinstance(request_id, str | int) and not isinstance(request_id, bool):
-            scope = self._in_flight.get((session_id, str(request_id)))
-            if scope is not None:
-                scope.cancel()
+        request_id = cancelled_request_id_from_params(message.params)
+        if request_id is None:
+            return
+        running = self._in_flight.get((session_id, coerce_request_id(request_id)))
+        transport = self._manager.session_for(session_id, request.scope) if running is not None else None
+        if running is not None and transport is not None and not transport.is_terminated:
+            running.by_client = True
+            running.cancel.cancel()
 
     async def _serve(self, call: _Call, send: Send) -> None:
         """Headers at once, pings past each window, then the answer as one `message` event."""
@@ -234,26 +265,29 @@ class SessionToolCalls:
             (b"x-accel-buffering", b"no"),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        key = (call.session_id, str(call.request_id))
-        cancel = self._in_flight[key] = anyio.CancelScope()
+        key = (call.session_id, coerce_request_id(call.request_id))
+        running = self._in_flight[key] = _Running()
+        self._manager.track_call(call.session_id, running.cancel)  # cancelled if the session ends meanwhile
         pinger = asyncio.get_running_loop().create_task(_ping(send, self.sse_window))
-        self._keep_session(call.session_id)
         answer: _Answer | None = None
         try:
-            with cancel:
+            with self._manager.request_in_flight(call.transport), running.cancel:
                 answer = await self._answer(call)
         finally:
-            if self._in_flight.get(key) is cancel:
+            if self._in_flight.get(key) is running:
                 del self._in_flight[key]
+            self._manager.untrack_call(call.session_id, running.cancel)
             pinger.cancel()
             await asyncio.wait({pinger})
-            self._keep_session(call.session_id)
-        if answer is None:  # cancelled by the client's notification: the SDK's answer to that
+        if answer is not None:
+            body = _event(answer)
+        elif running.by_client:  # what the SDK's transport writes for a request its client cancelled
             error = types.ErrorData(code=REQUEST_CANCELLED, message="Request cancelled")
-            answer = types.JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error)
-        data = answer.model_dump_json(by_alias=True, exclude_unset=True)
+            body = _event(types.JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error))
+        else:
+            body = b""  # the session ended (DELETE, idle timeout, shutdown): its streams end with no event
         try:
-            await send({"type": "http.response.body", "body": f"event: message\r\ndata: {data}\r\n\r\n".encode()})
+            await send({"type": "http.response.body", "body": body})
         except OSError:
             logger.debug("the client went away before the answer", exc_info=True)
 
@@ -277,15 +311,15 @@ class SessionToolCalls:
                 error = types.ErrorData(code=0, message=str(exc))  # the SDK dispatcher's catch-all, kept as is
             return types.JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error)
 
-    def _keep_session(self, session_id: str) -> None:
-        """Push the session's idle deadline on, as a request through the SDK's transport would; never pull it in."""
-        transport = self._manager.session_transport(session_id)
-        timeout = self._manager.session_idle_timeout
-        if transport is None or transport.idle_scope is None or timeout is None:
-            return
-        deadline = transport.idle_scope.deadline
-        if not math.isinf(deadline):
-            transport.idle_scope.deadline = max(deadline, anyio.current_time() + timeout)
+
+def _is_json(content_type: str) -> bool:
+    """The transport's own Content-Type test (`_check_content_type`): exact, before any parameters."""
+    return any(part.strip() == "application/json" for part in content_type.split(";")[0].split(","))
+
+
+def _event(answer: _Answer) -> bytes:
+    """One SSE `message` event, as the SDK's transport dumps a response into it."""
+    return f"event: message\r\ndata: {answer.model_dump_json(by_alias=True, exclude_unset=True)}\r\n\r\n".encode()
 
 
 async def _ping(send: Send, window: float) -> None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import anyio
@@ -55,8 +56,13 @@ _VAULT_CHECK_TTL = 2.0
 class SessionManager(StreamableHTTPSessionManager):
     """The SDK's Streamable HTTP session manager, with its open sessions counted and closable at shutdown.
 
-    The one place that reads the manager's session table (the SDK 2.3 has no public accessor for it).
+    The one place that reads the manager's session table and a transport's request count (the SDK 2.3 has
+    no public accessor for them).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._calls: dict[str, set[anyio.CancelScope]] = {}
 
     @property
     def running(self) -> bool:
@@ -67,9 +73,41 @@ class SessionManager(StreamableHTTPSessionManager):
     def open_sessions(self) -> int:
         return len(self._server_instances)
 
-    def session_transport(self, session_id: str) -> StreamableHTTPServerTransport | None:
-        """The transport of a session the manager still serves."""
-        return self._server_instances.get(session_id)
+    def track_call(self, session_id: str, cancel: anyio.CancelScope) -> None:
+        """A call answered outside the transport (`_http_session_fastpath`): cancelled when its session ends,
+        as the SDK cancels the requests its transport is serving."""
+        self._calls.setdefault(session_id, set()).add(cancel)
+
+    def untrack_call(self, session_id: str, cancel: anyio.CancelScope) -> None:
+        calls = self._calls.get(session_id)
+        if calls is not None:
+            calls.discard(cancel)
+            if not calls:
+                del self._calls[session_id]
+
+    @contextmanager
+    def request_in_flight(self, transport: StreamableHTTPServerTransport) -> Generator[None]:
+        """What the transport's `handle_request` does around each request: no idle countdown while one runs,
+        a fresh one from when the last ends."""
+        scope = transport.idle_scope
+        timeout: float | None = transport._idle_timeout  # pyright: ignore[reportPrivateUsage]
+        if scope is None or timeout is None:
+            yield
+            return
+        transport._requests_in_flight += 1  # pyright: ignore[reportPrivateUsage]
+        scope.deadline = math.inf
+        try:
+            yield
+        finally:
+            transport._requests_in_flight -= 1  # pyright: ignore[reportPrivateUsage]
+            if not transport._requests_in_flight:  # pyright: ignore[reportPrivateUsage]
+                scope.deadline = anyio.current_time() + timeout
+
+    async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
+        # Every way a session ends (DELETE, idle timeout, a crash, `close_sessions`) passes here.
+        for cancel in self._calls.pop(session_id, ()):
+            cancel.cancel()
+        await super()._discard_session(session_id, transport)
 
     def session_for(self, session_id: str, scope: Scope) -> StreamableHTTPServerTransport | None:
         """The session's transport when this request may use it: the SDK's own test (`_handle_stateful_request`),

@@ -202,7 +202,7 @@ DELEGATED = [
         id="progress-token",
     ),
     pytest.param(call("echo_get_item", {"item_id": "1"}), {"Accept": "application/json"}, id="accept-json-only"),
-    pytest.param(call("echo_get_item", {"item_id": "1"}), {"Content-Type": "text/plain"}, id="content-type"),
+    pytest.param(call("echo_get_item", {"item_id": "1"}), {"Content-Type": "APPLICATION/JSON"}, id="content-type"),
     pytest.param(call("echo_get_item", "not-an-object"), {}, id="arguments-not-object"),
     pytest.param({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {}}, {}, id="no-tool-name"),
     pytest.param({"jsonrpc": "2.0", "id": 4, "method": "tools/call"}, {}, id="no-params"),
@@ -349,3 +349,114 @@ def test_calls_here_keep_the_session_from_idling_out(served: InProcessServer) ->
     time.sleep(1.6)  # and with no calls at all, the SDK still ends it
     answer, taken = both_ways(served, call("echo_get_item", {"item_id": "1"}), headers)
     assert taken == 0 and answer.status == 404
+
+
+def test_the_first_session_header_counts_as_for_the_sdk(served: InProcessServer) -> None:
+    first, second = served.open_session(), served.open_session()
+    body = json.dumps(call("echo_get_item", {"item_id": "1"})).encode()
+    raw = [*first.items(), ("Mcp-Session-Id", second["Mcp-Session-Id"])]
+    answers = []
+    for deleted in (False, True):
+        if deleted:
+            assert httpx2.delete(f"{served.url}/mcp", headers=first, timeout=30).status_code == 200
+        for enabled in (True, False):
+            served.endpoint.enabled = enabled
+            try:
+                response = httpx2.post(f"{served.url}/mcp", content=body, headers=raw, timeout=30)
+            finally:
+                served.endpoint.enabled = True
+            answers.append((deleted, response.status_code, response.headers.get_list("mcp-session-id")))
+    assert answers == [
+        (False, 200, [first["Mcp-Session-Id"]]),
+        (False, 200, [first["Mcp-Session-Id"]]),
+        (True, 404, []),
+        (True, 404, []),
+    ]
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
+def test_a_call_longer_than_the_idle_timeout_keeps_its_session(served: InProcessServer, enabled: bool) -> None:
+    served.endpoint._manager.session_idle_timeout = 1.0  # pyright: ignore[reportPrivateUsage]
+    headers = served.open_session()
+    served.endpoint.enabled = enabled
+    try:
+        slow = post(served.url, call("lag_wait", {}), headers)  # 3 s: the idle countdown waits for it
+    finally:
+        served.endpoint.enabled = True
+    assert slow.status == 200 and slow.message()["result"]["structuredContent"] == {"slow": True}
+    assert post(served.url, call("echo_get_item", {"item_id": "1"}), headers).status == 200
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
+def test_a_session_deleted_mid_call_ends_its_stream_and_the_call(
+    served: InProcessServer, session: dict[str, str], enabled: bool
+) -> None:
+    served.endpoint.enabled = enabled
+
+    async def go() -> bytes:
+        async with httpx2.AsyncClient(timeout=30) as client:
+            running = asyncio.create_task(client.post(f"{served.url}/mcp", json=call("lag_wait", {}), headers=session))
+            await _wait_in_flight(served.pipeline, 1, 5)
+            assert (await client.delete(f"{served.url}/mcp", headers=session)).status_code == 200
+            await _wait_in_flight(served.pipeline, 0, 1.0)  # the upstream takes 3 s
+            response = await running
+            assert response.status_code == 200
+            return response.content
+
+    try:
+        assert asyncio.run(go()) == b""  # no event: the stream just ends, as the SDK's transport ends it
+    finally:
+        served.endpoint.enabled = True
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
+def test_only_the_sessions_own_client_can_cancel_its_calls(
+    served: InProcessServer, vault_path: Path, enabled: bool
+) -> None:
+    clients = ClientsFile(vault_path.with_name("clients.json"))
+    mine = {"Authorization": f"Bearer {clients.add('mine', scopes=['tools:*'])}"}
+    other = {"Authorization": f"Bearer {clients.add('other', scopes=['tools:*'])}"}
+    headers = served.open_session(mine)
+    served.endpoint.enabled = enabled
+
+    async def go() -> Any:
+        async with httpx2.AsyncClient(timeout=30) as client:
+            running = asyncio.create_task(
+                client.post(f"{served.url}/mcp", json=call("lag_wait", {}, request_id=7), headers=headers)
+            )
+            await _wait_in_flight(served.pipeline, 1, 5)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+            stranger = await client.post(f"{served.url}/mcp", json=cancel, headers={**headers, **other})
+            assert stranger.status_code == 404
+            response = await running
+            return Answer(response.status_code, (), response.content).message()
+
+    try:
+        reply = asyncio.run(go())
+    finally:
+        served.endpoint.enabled = True
+    assert reply["result"]["structuredContent"] == {"slow": True}
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
+def test_a_cancellation_names_the_call_as_the_sdk_correlates_ids(
+    served: InProcessServer, session: dict[str, str], enabled: bool
+) -> None:
+    served.endpoint.enabled = enabled
+
+    async def go() -> Any:
+        async with httpx2.AsyncClient(timeout=30) as client:
+            running = asyncio.create_task(
+                client.post(f"{served.url}/mcp", json=call("lag_wait", {}, request_id=7), headers=session)
+            )
+            await _wait_in_flight(served.pipeline, 1, 5)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "07"}}
+            assert (await client.post(f"{served.url}/mcp", json=cancel, headers=session)).status_code == 202
+            response = await running
+            return Answer(response.status_code, (), response.content).message()
+
+    try:
+        reply = asyncio.run(go())
+    finally:
+        served.endpoint.enabled = True
+    assert reply == {"jsonrpc": "2.0", "id": 7, "error": {"code": -32800, "message": "Request cancelled"}}
