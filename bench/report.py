@@ -359,7 +359,8 @@ def render(results: dict[str, Any], out_dir: Path) -> None:
         "**FastMCP** — `bench/peers/fastmcp_server.py`, an `@mcp.tool` doing the same call, run with FastMCP's "
         "own Python; **mcp-connectors** — `python -m mcp_server serve` with a one-operation manifest, the token in "
         "a fresh vault (scrypt passphrase via `MCP_CONNECTORS_VAULT_KEY`), full argument validation, the audit log "
-        "on (`MCP_CONNECTORS_AUDIT_LOG` in the temp dir), default log level (one INFO line per call to stderr).",
+        "on (`MCP_CONNECTORS_AUDIT_LOG` in the temp dir), default log level (one INFO line per call to stderr, "
+        "and over HTTP one access line per request: JSON lines, as a service logs).",
         "- **Clients**: a light hand-written JSON-RPC client (`bench/clients.py`: pipes for stdio; for HTTP a "
         "minimal HTTP/1.1 keep-alive client on asyncio streams, one connection per request in flight — about a "
         "quarter of httpx2's client CPU per call, which on two shared cores is CPU the measured server gets back; "
