@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
@@ -61,6 +62,21 @@ class ConnectorServer(Server[Any]):
 
     def is_bookkeeping(self, middleware: object) -> bool:
         return any(middleware == known for known in self._bookkeeping)  # == : bound methods are new objects
+
+    def may_answer_calls_directly(self) -> bool:
+        """A direct `tools/call` handler and no middleware but bookkeeping and the SDK's OpenTelemetry one
+        (whose span the fast paths leave to the SDK per request, when a tracer is installed)."""
+        return self.direct_call is not None and all(
+            isinstance(m, OpenTelemetryMiddleware) or self.is_bookkeeping(m) for m in self.middleware
+        )
+
+    def live_direct_call(self) -> DirectCall | None:
+        """`direct_call` while it is still the registered `tools/call` handler and no cache hint applies to it."""
+        entry = self.get_request_handler("tools/call")
+        direct = self.direct_call
+        if entry is None or direct is None or entry.handler is not direct.handler:
+            return None
+        return None if self.cache_hints.get("tools/call") is not None else direct
 
     _bookkeeping: tuple[object, ...] = ()
 

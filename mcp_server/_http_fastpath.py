@@ -39,7 +39,6 @@ from typing import Any, Final, cast
 
 import anyio
 import mcp_types as types
-from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.runner import modern_error_data
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware
@@ -64,7 +63,7 @@ from mcp_server._changes import ConnectorServer
 from mcp_server._ops import SessionManager
 from mcp_server._wire import replay_body
 
-__all__ = ["PING", "SSE_WINDOW_SECONDS", "ModernToolCalls", "read_request_body"]
+__all__ = ["PING", "SSE_WINDOW_SECONDS", "ModernToolCalls", "read_request_body", "untraced"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +111,7 @@ class ModernToolCalls:
         self.sse_window = SSE_WINDOW_SECONDS
         self.answered = 0
         """Calls answered here rather than by the SDK (tests read it; it is not a metric)."""
-        self.enabled = self._direct is not None and all(
-            isinstance(m, OpenTelemetryMiddleware) or server.is_bookkeeping(m) for m in server.middleware
-        )
+        self.enabled = server.may_answer_calls_directly()
         if not self.enabled:
             logger.debug("the HTTP tools/call fast path is off: a handler or middleware not built here")
 
@@ -141,8 +138,7 @@ class ModernToolCalls:
         version = next((value for key, value in scope["headers"] if key == _VERSION_HEADER), None)
         if version not in _MODERN:
             return False
-        # A tracer provider records the SDK middleware's span for every call: those calls keep the SDK's path.
-        if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        if not untraced():
             return False
         return self._manager.running  # the SDK raises for a request before `run()`: its path
 
@@ -175,11 +171,7 @@ class ModernToolCalls:
         params = envelope.params
         if progress_token_from_params(params) is not None or not self._params_headers_ok(request, params):
             return None
-        server = self._server
-        entry = server.get_request_handler("tools/call")
-        if entry is None or self._direct is None or entry.handler is not self._direct.handler:
-            return None
-        if server.cache_hints.get("tools/call") is not None:
+        if self._server.live_direct_call() is None:
             return None
         try:
             methods.validate_client_request("tools/call", verdict.protocol_version, params)
@@ -258,6 +250,12 @@ class ModernToolCalls:
             await send({"type": "http.response.body", "body": _sse_event(answer), "more_body": False})
         else:
             await _write(answer, scope, receive, send)
+
+
+def untraced() -> bool:
+    """No OpenTelemetry tracer provider installed: with one, the SDK's middleware records a span for every call,
+    so calls keep the SDK's path."""
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 class _Stream:

@@ -23,7 +23,7 @@ client and the conformance suite through it.
 What the SDK's transport does around a request and this keeps: the headers go out at once and a long
 call gets a comment ping every 15 s (the SDK's interval; the comment's text differs, `: ping` here, clients
 ignore comments); while a call runs the session's idle countdown is held and restarts when its last
-request ends (the transport's own request count, `SessionManager.request_in_flight`); a client that
+request ends (the transport's own request count, `SessionManager.serving`); a client that
 disconnects does not cancel the call (spec: a disconnect is not a cancellation); a
 `notifications/cancelled` from the session's own client naming a call in flight here (ids correlated as
 the SDK's dispatcher does, "7" and 7 alike) cancels it, and the stream ends with the SDK's
@@ -47,7 +47,6 @@ from typing import Any, Final
 
 import anyio
 import mcp_types as types
-from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.streamable_http import (
@@ -66,13 +65,12 @@ from mcp.shared.jsonrpc_dispatcher import (
 )
 from mcp_types import jsonrpc_message_adapter, methods
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
-from opentelemetry import trace
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server._changes import ConnectorServer
-from mcp_server._http_fastpath import PING, SSE_WINDOW_SECONDS, read_request_body
+from mcp_server._http_fastpath import PING, SSE_WINDOW_SECONDS, read_request_body, untraced
 from mcp_server._ops import SessionManager
 from mcp_server._wire import replay_body
 
@@ -158,9 +156,7 @@ class SessionToolCalls:
         self.answered = 0
         """Calls answered here rather than by the SDK (tests read it; it is not a metric)."""
         self._in_flight: dict[tuple[str, types.RequestId], _Running] = {}
-        self.enabled = self._direct is not None and all(
-            isinstance(m, OpenTelemetryMiddleware) or server.is_bookkeeping(m) for m in server.middleware
-        )
+        self.enabled = server.may_answer_calls_directly()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = self._session_of(scope)
@@ -195,7 +191,7 @@ class SessionToolCalls:
                 return None  # a 2026-era request, or a version the SDK refuses: not a session's
             if key == _SESSION_HEADER and session is None:  # the first, as the SDK reads it
                 session = value
-        if session is None or not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        if session is None or not untraced():
             return None
         return session.decode("latin-1")
 
@@ -227,11 +223,7 @@ class SessionToolCalls:
         params = message.params
         if progress_token_from_params(params) is not None:
             return None
-        server = self._server
-        entry = server.get_request_handler("tools/call")
-        if entry is None or self._direct is None or entry.handler is not self._direct.handler:
-            return None
-        if server.cache_hints.get("tools/call") is not None:
+        if self._server.live_direct_call() is None:
             return None
         version = connection.protocol_version
         try:
@@ -267,16 +259,14 @@ class SessionToolCalls:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         key = (call.session_id, coerce_request_id(call.request_id))
         running = self._in_flight[key] = _Running()
-        self._manager.track_call(call.session_id, running.cancel)  # cancelled if the session ends meanwhile
         pinger = asyncio.get_running_loop().create_task(_ping(send, self.sse_window))
         answer: _Answer | None = None
         try:
-            with self._manager.request_in_flight(call.transport), running.cancel:
+            with self._manager.serving(call.session_id, call.transport, running.cancel), running.cancel:
                 answer = await self._answer(call)
         finally:
             if self._in_flight.get(key) is running:
                 del self._in_flight[key]
-            self._manager.untrack_call(call.session_id, running.cancel)
             pinger.cancel()
             await asyncio.wait({pinger})
         if answer is not None:

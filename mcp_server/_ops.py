@@ -73,35 +73,22 @@ class SessionManager(StreamableHTTPSessionManager):
     def open_sessions(self) -> int:
         return len(self._server_instances)
 
-    def track_call(self, session_id: str, cancel: anyio.CancelScope) -> None:
-        """A call answered outside the transport (`_http_session_fastpath`): cancelled when its session ends,
-        as the SDK cancels the requests its transport is serving."""
-        self._calls.setdefault(session_id, set()).add(cancel)
-
-    def untrack_call(self, session_id: str, cancel: anyio.CancelScope) -> None:
-        calls = self._calls.get(session_id)
-        if calls is not None:
-            calls.discard(cancel)
-            if not calls:
-                del self._calls[session_id]
-
     @contextmanager
-    def request_in_flight(self, transport: StreamableHTTPServerTransport) -> Generator[None]:
-        """What the transport's `handle_request` does around each request: no idle countdown while one runs,
-        a fresh one from when the last ends."""
-        scope = transport.idle_scope
-        timeout: float | None = transport._idle_timeout  # pyright: ignore[reportPrivateUsage]
-        if scope is None or timeout is None:
-            yield
-            return
-        transport._requests_in_flight += 1  # pyright: ignore[reportPrivateUsage]
-        scope.deadline = math.inf
+    def serving(
+        self, session_id: str, transport: StreamableHTTPServerTransport, cancel: anyio.CancelScope
+    ) -> Generator[None]:
+        """Around a call answered outside the transport (`_http_session_fastpath`), what the SDK does around the
+        requests its transport serves: `cancel` is cancelled if the session ends meanwhile (`_discard_session`),
+        and the session's idle countdown waits for the call (`_idle_held`)."""
+        calls = self._calls.setdefault(session_id, set())
+        calls.add(cancel)
         try:
-            yield
+            with _idle_held(transport):
+                yield
         finally:
-            transport._requests_in_flight -= 1  # pyright: ignore[reportPrivateUsage]
-            if not transport._requests_in_flight:  # pyright: ignore[reportPrivateUsage]
-                scope.deadline = anyio.current_time() + timeout
+            calls.discard(cancel)
+            if not calls and self._calls.get(session_id) is calls:
+                del self._calls[session_id]
 
     async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
         # Every way a session ends (DELETE, idle timeout, a crash, `close_sessions`) passes here.
@@ -123,6 +110,25 @@ class SessionManager(StreamableHTTPSessionManager):
         """End every stateful session (and with it its GET stream); their ids answer 404 afterwards."""
         for session_id, transport in list(self._server_instances.items()):
             await self._discard_session(session_id, transport)
+
+
+@contextmanager
+def _idle_held(transport: StreamableHTTPServerTransport) -> Generator[None]:
+    """What the transport's `handle_request` does around each request: no idle countdown while one runs,
+    a fresh one from when the last ends."""
+    scope = transport.idle_scope
+    timeout: float | None = transport._idle_timeout  # pyright: ignore[reportPrivateUsage]
+    if scope is None or timeout is None:
+        yield
+        return
+    transport._requests_in_flight += 1  # pyright: ignore[reportPrivateUsage]
+    scope.deadline = math.inf
+    try:
+        yield
+    finally:
+        transport._requests_in_flight -= 1  # pyright: ignore[reportPrivateUsage]
+        if not transport._requests_in_flight:  # pyright: ignore[reportPrivateUsage]
+            scope.deadline = anyio.current_time() + timeout
 
 
 class Drain:
