@@ -28,6 +28,8 @@ from mcp_server._http import build_http_app
 from mcp_server._http_fastpath import SSE_WINDOW_SECONDS, ModernToolCalls
 from mcp_server._http_session_fastpath import SessionToolCalls
 from mcp_server._pipeline import Pipeline
+from tests._fastpath import both_ways as compare_both_ways
+from tests._fastpath import fast_path
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import AppThread, FakeUpstream
 from tests.conftest import PASSPHRASE
@@ -108,17 +110,7 @@ def post(url: str, body: bytes | dict[str, Any], headers: dict[str, str]) -> Ans
 
 def both_ways(served: InProcessServer, body: bytes | dict[str, Any], headers: dict[str, str]) -> tuple[Answer, int]:
     """The answer with the fast path on, checked equal to the SDK's (fast path off); and calls it answered."""
-    before = served.endpoint.answered
-    fast = post(served.url, body, headers)
-    taken = served.endpoint.answered - before
-    served.endpoint.enabled = False
-    try:
-        sdk = post(served.url, body, headers)
-    finally:
-        served.endpoint.enabled = True
-    assert served.endpoint.answered - before == taken, "the SDK run went through the fast path"
-    assert fast == sdk, f"fast path {fast!r}\n      SDK {sdk!r}"
-    return fast, taken
+    return compare_both_ways(served.endpoint, lambda: post(served.url, body, headers))
 
 
 # -- the calls it answers: the SDK's bytes ------------------------------------------------------------
@@ -253,12 +245,11 @@ def test_duplicated_routing_headers_are_left_to_the_sdk(served: InProcessServer)
     raw_headers = [*tool_headers("echo_get_item").items(), ("Mcp-Name", "echo_get_item")]
     answers = []
     for enabled in (True, False):
-        served.endpoint.enabled = enabled
-        before = served.endpoint.answered
-        response = httpx2.post(f"{served.url}/mcp", content=body, headers=raw_headers, timeout=30)
+        with fast_path(served.endpoint, enabled):
+            before = served.endpoint.answered
+            response = httpx2.post(f"{served.url}/mcp", content=body, headers=raw_headers, timeout=30)
         assert served.endpoint.answered == before
         answers.append((response.status_code, response.content))
-    served.endpoint.enabled = True
     assert answers[0] == answers[1]
     assert answers[0][0] == 400
 
@@ -295,11 +286,8 @@ def test_the_window_is_the_sdks() -> None:
 
 
 def sse_answer(served: InProcessServer, message: dict[str, Any], *, enabled: bool) -> tuple[int, str, list[str]]:
-    served.endpoint.enabled = enabled
-    try:
+    with fast_path(served.endpoint, enabled):
         response = httpx2.post(f"{served.url}/mcp", json=message, headers=tool_headers("lag_wait"), timeout=30)
-    finally:
-        served.endpoint.enabled = True
     events = [chunk for chunk in response.text.split("\r\n\r\n") if chunk]
     return response.status_code, response.headers.get("content-type", ""), events
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from mcp_server._config import Settings
 from mcp_server._http import build_http_app
 from mcp_server._http_session_fastpath import SessionToolCalls
 from mcp_server._pipeline import Pipeline
+from tests._fastpath import both_ways as compare_both_ways
+from tests._fastpath import fast_path
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import AppThread, FakeUpstream
 from tests.conftest import PASSPHRASE
@@ -105,10 +107,14 @@ class Answer:
     body: bytes
 
     def message(self) -> Any:
-        """The JSON-RPC message of a one-event SSE answer."""
-        event = self.body.decode()
-        assert event.startswith("event: message\r\ndata: ") and event.endswith("\r\n\r\n"), event
-        return json.loads(event.removeprefix("event: message\r\ndata: "))
+        return sse_message(self.body)
+
+
+def sse_message(body: bytes) -> Any:
+    """The JSON-RPC message of a one-event SSE answer."""
+    event = body.decode()
+    assert event.startswith("event: message\r\ndata: ") and event.endswith("\r\n\r\n"), event
+    return json.loads(event.removeprefix("event: message\r\ndata: "))
 
 
 def post(url: str, body: bytes | dict[str, Any], headers: dict[str, str]) -> Answer:
@@ -120,17 +126,7 @@ def post(url: str, body: bytes | dict[str, Any], headers: dict[str, str]) -> Ans
 
 def both_ways(served: InProcessServer, body: bytes | dict[str, Any], headers: dict[str, str]) -> tuple[Answer, int]:
     """The answer with the fast path on, checked equal to the SDK's (fast path off); and calls it answered."""
-    before = served.endpoint.answered
-    fast = post(served.url, body, headers)
-    taken = served.endpoint.answered - before
-    served.endpoint.enabled = False
-    try:
-        sdk = post(served.url, body, headers)
-    finally:
-        served.endpoint.enabled = True
-    assert served.endpoint.answered - before == taken, "the SDK run went through the fast path"
-    assert fast == sdk, f"fast path {fast!r}\n      SDK {sdk!r}"
-    return fast, taken
+    return compare_both_ways(served.endpoint, lambda: post(served.url, body, headers))
 
 
 # -- the calls it answers: the SDK's bytes ------------------------------------------------------------
@@ -228,11 +224,8 @@ def test_a_call_without_a_session_is_the_sdks(served: InProcessServer, session: 
     without = {k: v for k, v in session.items() if k != "Mcp-Session-Id"}
     before = served.endpoint.answered
     fast = post(served.url, call("echo_get_item", {"item_id": "1"}), without)
-    served.endpoint.enabled = False
-    try:
+    with fast_path(served.endpoint, False):
         sdk = post(served.url, call("echo_get_item", {"item_id": "1"}), without)
-    finally:
-        served.endpoint.enabled = True
     assert served.endpoint.answered == before
     # The SDK opens (and at once discards) a session for it, a new id each time: all else is equal.
     assert (fast.status, fast.body) == (sdk.status, sdk.body) and fast.status == 400
@@ -264,11 +257,8 @@ def test_a_long_call_gets_pings_then_the_sdks_answer(served: InProcessServer, se
     served.endpoint.sse_window = 0.4
     message = call("lag_wait", {}, request_id=5)
     fast = httpx2.post(f"{served.url}/mcp", json=message, headers=session, timeout=30)
-    served.endpoint.enabled = False
-    try:
+    with fast_path(served.endpoint, False):
         sdk = httpx2.post(f"{served.url}/mcp", json=message, headers=session, timeout=30)
-    finally:
-        served.endpoint.enabled = True
     fast_events = [event for event in fast.text.split("\r\n\r\n") if event]
     sdk_events = [event for event in sdk.text.split("\r\n\r\n") if event]
     # The upstream answers after 3 s: pings every 0.4 s here (the SDK's every 15 s, so none), then one event.
@@ -284,28 +274,40 @@ async def _wait_in_flight(pipeline: Pipeline, count: int, within: float) -> None
         await asyncio.sleep(0.01)
 
 
+def during_slow_call(
+    served: InProcessServer,
+    headers: dict[str, str],
+    request_id: Any,
+    meanwhile: Callable[[httpx2.AsyncClient], Awaitable[None]],
+) -> httpx2.Response:
+    """`lag_wait` (the upstream answers after 3 s) called in the session; `meanwhile` runs once it is in flight."""
+
+    async def go() -> httpx2.Response:
+        async with httpx2.AsyncClient(timeout=30) as client:
+            message = call("lag_wait", {}, request_id=request_id)
+            running = asyncio.create_task(client.post(f"{served.url}/mcp", json=message, headers=headers))
+            await _wait_in_flight(served.pipeline, 1, 5)
+            await meanwhile(client)
+            return await running
+
+    return asyncio.run(go())
+
+
+def cancellation(request_id: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
+
+
 @pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
 def test_a_cancelled_call_stops_and_ends_with_the_sdks_error(
     served: InProcessServer, session: dict[str, str], enabled: bool
 ) -> None:
-    served.endpoint.enabled = enabled
-
-    async def go() -> bytes:
-        async with httpx2.AsyncClient(timeout=30) as client:
-            running = asyncio.create_task(
-                client.post(f"{served.url}/mcp", json=call("lag_wait", {}, request_id="slow-1"), headers=session)
-            )
-            await _wait_in_flight(served.pipeline, 1, 5)
-            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1"}}
-            assert (await client.post(f"{served.url}/mcp", json=cancel, headers=session)).status_code == 202
-            await _wait_in_flight(served.pipeline, 0, 1.5)  # the upstream takes 3 s
-            return (await running).content
+    async def cancel(client: httpx2.AsyncClient) -> None:
+        assert (await client.post(f"{served.url}/mcp", json=cancellation("slow-1"), headers=session)).status_code == 202
+        await _wait_in_flight(served.pipeline, 0, 1.5)  # the upstream takes 3 s
 
     before = served.endpoint.answered
-    try:
-        body = asyncio.run(go())
-    finally:
-        served.endpoint.enabled = True
+    with fast_path(served.endpoint, enabled):
+        body = during_slow_call(served, session, "slow-1", cancel).content
     assert served.endpoint.answered - before == (1 if enabled else 0)
     expected = {"jsonrpc": "2.0", "id": "slow-1", "error": {"code": -32800, "message": "Request cancelled"}}
     assert body == f"event: message\r\ndata: {json.dumps(expected, separators=(',', ':'))}\r\n\r\n".encode()
@@ -315,8 +317,6 @@ def test_a_cancelled_call_stops_and_ends_with_the_sdks_error(
 def test_a_client_that_disconnects_does_not_cancel_its_call(
     served: InProcessServer, session: dict[str, str], enabled: bool
 ) -> None:
-    served.endpoint.enabled = enabled
-
     async def go() -> None:
         async with httpx2.AsyncClient(timeout=30) as client:
             task = asyncio.create_task(client.post(f"{served.url}/mcp", json=call("lag_wait", {}), headers=session))
@@ -328,10 +328,8 @@ def test_a_client_that_disconnects_does_not_cancel_its_call(
         assert served.pipeline.metrics.in_flight == 1, "a disconnect is not a cancellation (spec 2025-11-25)"
         await _wait_in_flight(served.pipeline, 0, 5)
 
-    try:
+    with fast_path(served.endpoint, enabled):
         asyncio.run(go())
-    finally:
-        served.endpoint.enabled = True
 
 
 def test_calls_here_keep_the_session_from_idling_out(served: InProcessServer) -> None:
@@ -360,11 +358,8 @@ def test_the_first_session_header_counts_as_for_the_sdk(served: InProcessServer)
         if deleted:
             assert httpx2.delete(f"{served.url}/mcp", headers=first, timeout=30).status_code == 200
         for enabled in (True, False):
-            served.endpoint.enabled = enabled
-            try:
+            with fast_path(served.endpoint, enabled):
                 response = httpx2.post(f"{served.url}/mcp", content=body, headers=raw, timeout=30)
-            finally:
-                served.endpoint.enabled = True
             answers.append((deleted, response.status_code, response.headers.get_list("mcp-session-id")))
     assert answers == [
         (False, 200, [first["Mcp-Session-Id"]]),
@@ -378,11 +373,8 @@ def test_the_first_session_header_counts_as_for_the_sdk(served: InProcessServer)
 def test_a_call_longer_than_the_idle_timeout_keeps_its_session(served: InProcessServer, enabled: bool) -> None:
     served.endpoint._manager.session_idle_timeout = 1.0  # pyright: ignore[reportPrivateUsage]
     headers = served.open_session()
-    served.endpoint.enabled = enabled
-    try:
+    with fast_path(served.endpoint, enabled):
         slow = post(served.url, call("lag_wait", {}), headers)  # 3 s: the idle countdown waits for it
-    finally:
-        served.endpoint.enabled = True
     assert slow.status == 200 and slow.message()["result"]["structuredContent"] == {"slow": True}
     assert post(served.url, call("echo_get_item", {"item_id": "1"}), headers).status == 200
 
@@ -391,22 +383,14 @@ def test_a_call_longer_than_the_idle_timeout_keeps_its_session(served: InProcess
 def test_a_session_deleted_mid_call_ends_its_stream_and_the_call(
     served: InProcessServer, session: dict[str, str], enabled: bool
 ) -> None:
-    served.endpoint.enabled = enabled
+    async def delete(client: httpx2.AsyncClient) -> None:
+        assert (await client.delete(f"{served.url}/mcp", headers=session)).status_code == 200
+        await _wait_in_flight(served.pipeline, 0, 1.0)  # the upstream takes 3 s
 
-    async def go() -> bytes:
-        async with httpx2.AsyncClient(timeout=30) as client:
-            running = asyncio.create_task(client.post(f"{served.url}/mcp", json=call("lag_wait", {}), headers=session))
-            await _wait_in_flight(served.pipeline, 1, 5)
-            assert (await client.delete(f"{served.url}/mcp", headers=session)).status_code == 200
-            await _wait_in_flight(served.pipeline, 0, 1.0)  # the upstream takes 3 s
-            response = await running
-            assert response.status_code == 200
-            return response.content
-
-    try:
-        assert asyncio.run(go()) == b""  # no event: the stream just ends, as the SDK's transport ends it
-    finally:
-        served.endpoint.enabled = True
+    with fast_path(served.endpoint, enabled):
+        response = during_slow_call(served, session, 1, delete)
+    assert response.status_code == 200
+    assert response.content == b""  # no event: the stream just ends, as the SDK's transport ends it
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
@@ -417,46 +401,27 @@ def test_only_the_sessions_own_client_can_cancel_its_calls(
     mine = {"Authorization": f"Bearer {clients.add('mine', scopes=['tools:*'])}"}
     other = {"Authorization": f"Bearer {clients.add('other', scopes=['tools:*'])}"}
     headers = served.open_session(mine)
-    served.endpoint.enabled = enabled
 
-    async def go() -> Any:
-        async with httpx2.AsyncClient(timeout=30) as client:
-            running = asyncio.create_task(
-                client.post(f"{served.url}/mcp", json=call("lag_wait", {}, request_id=7), headers=headers)
-            )
-            await _wait_in_flight(served.pipeline, 1, 5)
-            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
-            stranger = await client.post(f"{served.url}/mcp", json=cancel, headers={**headers, **other})
-            assert stranger.status_code == 404
-            response = await running
-            return Answer(response.status_code, (), response.content).message()
+    async def stranger_cancels(client: httpx2.AsyncClient) -> None:
+        refused = await client.post(f"{served.url}/mcp", json=cancellation(7), headers={**headers, **other})
+        assert refused.status_code == 404
 
-    try:
-        reply = asyncio.run(go())
-    finally:
-        served.endpoint.enabled = True
-    assert reply["result"]["structuredContent"] == {"slow": True}
+    with fast_path(served.endpoint, enabled):
+        response = during_slow_call(served, headers, 7, stranger_cancels)
+    assert sse_message(response.content)["result"]["structuredContent"] == {"slow": True}
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
 def test_a_cancellation_names_the_call_as_the_sdk_correlates_ids(
     served: InProcessServer, session: dict[str, str], enabled: bool
 ) -> None:
-    served.endpoint.enabled = enabled
+    async def cancel(client: httpx2.AsyncClient) -> None:
+        assert (await client.post(f"{served.url}/mcp", json=cancellation("07"), headers=session)).status_code == 202
 
-    async def go() -> Any:
-        async with httpx2.AsyncClient(timeout=30) as client:
-            running = asyncio.create_task(
-                client.post(f"{served.url}/mcp", json=call("lag_wait", {}, request_id=7), headers=session)
-            )
-            await _wait_in_flight(served.pipeline, 1, 5)
-            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "07"}}
-            assert (await client.post(f"{served.url}/mcp", json=cancel, headers=session)).status_code == 202
-            response = await running
-            return Answer(response.status_code, (), response.content).message()
-
-    try:
-        reply = asyncio.run(go())
-    finally:
-        served.endpoint.enabled = True
-    assert reply == {"jsonrpc": "2.0", "id": 7, "error": {"code": -32800, "message": "Request cancelled"}}
+    with fast_path(served.endpoint, enabled):
+        response = during_slow_call(served, session, 7, cancel)
+    assert sse_message(response.content) == {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "error": {"code": -32800, "message": "Request cancelled"},
+    }
