@@ -1,5 +1,5 @@
 import sys
 
-from mcp_server._cli import main
+from mcp_server._entry import main
 
 sys.exit(main())

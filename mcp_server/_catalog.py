@@ -134,16 +134,16 @@ def load_manifest(path: Path, *, environ: Mapping[str, str] | None = None) -> tu
             if key not in manifest:  # checked after the schema so a misspelt key is reported as such
                 raise _Fault("$", f"{key!r} is a required property")
         return _build_connector(manifest, path, environ=environ), []
-    expanded, generated, partial = _expand_openapi(manifest, path)
-    return _build_connector(expanded, path, generated=generated, environ=environ), partial
+    expanded, generated, partial, document = _expand_openapi(manifest, path)
+    return _build_connector(expanded, path, generated=generated, environ=environ, document=document), partial
 
 
-def _expand_openapi(manifest: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], int, list[_Fault]]:
+def _expand_openapi(manifest: Mapping[str, Any], path: Path) -> tuple[dict[str, Any], int, list[_Fault], str]:
     """The manifest with the document's operations in front of its own; the manifest's keys win.
 
     Returns the expanded manifest, how many leading operations were generated (their
     schemas come from the translator, valid by construction, so they skip the per-schema
-    check that would cost seconds on a large API) and the per-operation faults.
+    check that would cost seconds on a large API), the per-operation faults and the document's URI.
     """
     # Imported here: the OpenAPI machinery costs start-up time only when a manifest uses it.
     from mcp_server._openapi_convert import Selection, convert_document
@@ -172,7 +172,7 @@ def _expand_openapi(manifest: Mapping[str, Any], path: Path) -> tuple[dict[str, 
     if not expanded["operations"]:
         raise _Fault("$.openapi", "no operation of the document was selected or could be converted")
     partial = [_Fault(pointer, _one_line(reason)) for pointer, reason in converted.faults]
-    return expanded, len(generated), partial
+    return expanded, len(generated), partial, document.uri
 
 
 def _parse(path: Path) -> Any:
@@ -763,7 +763,12 @@ def _error_format(raw: Mapping[str, Any]) -> ErrorFormat:
 
 
 def _build_connector(
-    manifest: Mapping[str, Any], path: Path, *, generated: int = 0, environ: Mapping[str, str] | None = None
+    manifest: Mapping[str, Any],
+    path: Path,
+    *,
+    generated: int = 0,
+    environ: Mapping[str, str] | None = None,
+    document: str | None = None,
 ) -> Connector:
     name = manifest["name"]
     policy = _merge_policy(manifest, CallPolicy())
@@ -809,6 +814,7 @@ def _build_connector(
         allow_networks=tuple(manifest.get("network", {}).get("allow", ())),
         webhooks=webhooks,
         source=path,
+        document=document,
     )
 
 

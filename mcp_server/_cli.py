@@ -36,6 +36,7 @@ from mcp_server._logging import configure_logging, resolve_log_format
 from mcp_server._rest import TOOL_FORMATS
 from mcp_server._server import DEFAULT_PAGE_SIZE
 from mcp_server._version import server_version
+from mcp_server._warm_start import WarmStart
 
 DESCRIPTION = """\
 Serve API connectors as MCP tools. Every operation of every connector manifest
@@ -234,7 +235,7 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
+def _cmd_serve(args: argparse.Namespace, warm_start: WarmStart | None = None) -> int:
     problem = check_ops_arguments(args)
     if problem:
         raise _UsageError(problem)
@@ -257,7 +258,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         **ops_overrides(args),
         access=_access_settings(args),
     )
+    if warm_start is not None:
+        warm_start.before_load(settings.tools_dirs)
     app = build_application(settings)
+    if warm_start is not None:
+        warm_start.after_load(connector.document for connector in app.catalog.connectors)
     app.pipeline.log_arguments = args.log_arguments
     _check_vault(app)
     if app.pipeline.audit is not None:
@@ -272,8 +277,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from mcp_server._stdio import serve_stdio
 
         tune_for_serving()
-        anyio.run(serve_stdio, app, backend_options={"use_uvloop": uvloop})
+        anyio.run(serve_stdio, app, warm_start, backend_options={"use_uvloop": uvloop})
         return 0
+    if warm_start is not None:
+        warm_start.handover()  # nothing was answered: a snapshot is only written by a stdio start
     from mcp_server._inbound import exposure_problem
 
     if (problem := exposure_problem(settings)) is not None:
@@ -395,11 +402,14 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, warm_start: WarmStart | None = None) -> int:
+    """`warm_start`: begun by `_entry` before this module was imported (`serve` over stdio)."""
     args = build_parser().parse_args(argv)
     if args.command != "serve":
         configure_logging("WARNING")
     try:
+        if args.command == "serve":
+            return _cmd_serve(args, warm_start)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130

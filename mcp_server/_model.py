@@ -411,6 +411,9 @@ class Connector:
     base_url_unset: str | None = None
     """The environment variable `base_url: {env: NAME}` names when it was unset at load time (and no default was
     given): the connector is listed, and each call fails with AUTH_MISSING naming the variable."""
+    document: str | None = None
+    """URI of the OpenAPI document the operations were imported from (`openapi:`); the start-up snapshot
+    (`_startup_snapshot`) watches it besides the tools directories."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,8 @@ bind mounts included, where inotify is unreliable), and needs no native wheel.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +26,11 @@ from mcp_server._gc import settle_heap
 from mcp_server._model import Catalog, Connector, ManifestFault
 from mcp_server._pipeline import Pipeline
 from mcp_server._registry import Registry
+from mcp_server._startup_snapshot import tree_stats
 
 logger = logging.getLogger("mcp_server.reload")
 
 DEFAULT_WATCH_INTERVAL = 1.0
-_MAX_WATCHED_FILES = 20_000
-"""A tools directory this large is a mistake (say `--tools /`); stop listing rather than stall."""
-
-Snapshot = dict[str, tuple[int, int]]
-"""path → (mtime_ns, size) of every file under the tools directories."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,26 +51,6 @@ class CatalogState:
     last_error: str | None = None
     listeners: list[Callable[[], Awaitable[None]]] = field(default_factory=list[Callable[[], Awaitable[None]]])
     """Called after a reload changed the tool list (tell MCP clients, drop cached listings)."""
-
-
-def snapshot(directories: Iterable[Path]) -> Snapshot:
-    """mtime and size of every file under `directories` (recursively: OpenAPI documents may sit in subfolders)."""
-    found: Snapshot = {}
-    for directory in directories:
-        for root, dirs, files in os.walk(directory):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in files:
-                if name.startswith("."):
-                    continue  # editor swap files and the like
-                path = os.path.join(root, name)
-                try:
-                    stat = os.stat(path)
-                except OSError:
-                    continue
-                found[path] = (stat.st_mtime_ns, stat.st_size)
-                if len(found) >= _MAX_WATCHED_FILES:
-                    return found
-    return found
 
 
 def _names(connector: Connector) -> set[str]:
@@ -133,7 +108,7 @@ class CatalogReloader:
         self._exclude = tuple(exclude)
         self._lock = anyio.Lock()
         # Taken now, right after the catalog was loaded, so a change made before watching starts is seen.
-        self._snapshot = snapshot(self._dirs)
+        self._snapshot = tree_stats(self._dirs)
         self._report_size()
 
     def _report_size(self) -> None:
@@ -213,13 +188,13 @@ class CatalogReloader:
     async def _poll(self, interval: float) -> None:
         while True:
             await anyio.sleep(interval)
-            current = await anyio.to_thread.run_sync(snapshot, self._dirs)
+            current = await anyio.to_thread.run_sync(tree_stats, self._dirs)
             if current == self._snapshot:
                 continue
             # Let a multi-step save (write, rename, chmod) settle before reading the files.
             while True:
                 await anyio.sleep(min(interval, 0.2))
-                settled = await anyio.to_thread.run_sync(snapshot, self._dirs)
+                settled = await anyio.to_thread.run_sync(tree_stats, self._dirs)
                 if settled == current:
                     break
                 current = settled

@@ -24,7 +24,7 @@ import sys
 import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import anyio
 import anyio.to_thread
@@ -194,6 +194,16 @@ class FileWriter(LineWriter):
             self._failed(exc)
 
 
+class OutgoingWatch(Protocol):
+    """Sees each message before it is written while `active` (`_startup_recorder.StartupRecorder`)."""
+
+    active: bool
+
+    def outgoing(self, message: object, line: bytes) -> bytes:
+        """The line to write instead of `line` (empty: none)."""
+        ...
+
+
 class MessageWriter:
     """The server's write stream (the SDK's `WriteStream` protocol): each message one JSON line on stdout.
 
@@ -203,16 +213,29 @@ class MessageWriter:
     Messages are written in the order they are sent, each whole.
     """
 
-    def __init__(self, sink: LineWriter, prebuilt: Callable[[Mapping[str, Any]], bytes | None]) -> None:
+    def __init__(
+        self,
+        sink: LineWriter,
+        prebuilt: Callable[[Mapping[str, Any]], bytes | None],
+        watch: OutgoingWatch | None = None,
+    ) -> None:
         self._sink = sink
         self._prebuilt = prebuilt
+        self._watch = watch
         self._closed = False
 
     async def send(self, item: SessionMessage, /) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
-        self._sink.write_bytes(wire_line(item, self._prebuilt))
-        await self._sink.flush()
+        line = wire_line(item, self._prebuilt)
+        if self._watch is not None:
+            if self._watch.active:
+                line = self._watch.outgoing(item.message, line)
+            else:
+                self._watch = None
+        if line:
+            self._sink.write_bytes(line)
+            await self._sink.flush()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -309,8 +332,11 @@ def _owned_copy(fd: int, mode: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
-    """Line reader for the client's requests and writer for our messages, over private copies of fd 0 and 1."""
+async def stdio_streams(prefix: bytes = b"") -> AsyncGenerator[tuple[LineReader, LineWriter]]:
+    """Line reader for the client's requests and writer for our messages, over private copies of fd 0 and 1.
+
+    `prefix` is read before stdin: what `_warm_start` took from it before handing over.
+    """
     loop = asyncio.get_running_loop()
     stdin = _Claim(0, os.O_RDONLY, use_stderr=False)
     stdout: _Claim | None = None
@@ -322,6 +348,8 @@ async def stdio_streams() -> AsyncGenerator[tuple[LineReader, LineWriter]]:
         # Non-blocking mode is a property of the shared open file: restored on the way out for the client.
         blocking = {fd: os.get_blocking(fd) for fd in (stdin.private, stdout.private)}
         reader = asyncio.StreamReader(limit=MAX_LINE_BYTES, loop=loop)
+        if prefix:
+            reader.feed_data(prefix)
         if _kind(stdin.private) in ("fifo", "socket"):
             read_transport, _ = await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(reader, loop=loop), _owned_copy(stdin.private, "rb")
