@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from mcp_server._startup_snapshot import ENV_STARTUP_CACHE
 from mcp_server._vault import Vault
 from tests._fake_oauth import FakeAuthServer
 from tests._upstream import FakeUpstream, UpstreamThread, free_port
@@ -114,6 +115,19 @@ def auth_manifests(base_url: str) -> dict[str, str]:
         "auth: {type: bearer, token: {secret: never_stored}}\n" + op,
         "down": "name: down\nbase_url: http://127.0.0.1:9\n" + op,
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def startup_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Servers started by the tests keep their start-up snapshots here, not in the user's cache directory."""
+    path = tmp_path_factory.mktemp("startup-cache")
+    previous = os.environ.get(ENV_STARTUP_CACHE)
+    os.environ[ENV_STARTUP_CACHE] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(ENV_STARTUP_CACHE, None)
+    else:
+        os.environ[ENV_STARTUP_CACHE] = previous
 
 
 @pytest.fixture(scope="session")
