@@ -1,0 +1,116 @@
+"""The start-up snapshot file: its key, its inputs check, and what happens to damaged or excess files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mcp_server._startup_snapshot import (
+    ENV_STARTUP_CACHE,
+    Handshake,
+    Inputs,
+    Snapshot,
+    read_snapshot,
+    snapshot_path,
+    tree_stats,
+    write_snapshot,
+)
+
+
+def sample(tmp_path: Path) -> Snapshot:
+    tools = tmp_path / "tools"
+    tools.mkdir(exist_ok=True)
+    (tools / "a.yaml").write_text("name: a\n")
+    document = tmp_path / "doc.json"
+    document.write_text("{}")
+    stats = tree_stats([tools])
+    stats[str(document)] = (document.stat().st_mtime_ns, document.stat().st_size)
+    inputs = Inputs((str(tools),), (str(document),), stats)
+    pages = {None: b'{"tools":[],"nextCursor":"c\\u00e9"}', "cé": b'{"tools":[{"name":"x"}]}'}
+    return Snapshot(inputs, Handshake('{"protocolVersion":"2025-11-25"}', "2025-11-25", b'{"x":1}'), pages)
+
+
+def test_written_and_read_back_owner_only(tmp_path: Path) -> None:
+    snapshot = sample(tmp_path)
+    path = tmp_path / "cache" / "k.snapshot"
+    write_snapshot(path, snapshot)
+    assert read_snapshot(path) == snapshot
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert snapshot.inputs.unchanged()
+
+
+@pytest.mark.parametrize("cut", [1, 10, -1, -5])
+def test_a_truncated_or_padded_file_is_not_used(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "k.snapshot"
+    write_snapshot(path, sample(tmp_path))
+    data = path.read_bytes()
+    path.write_bytes(data[:cut] if cut > 0 else data + b"x" * -cut)
+    assert read_snapshot(path) is None
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"[]",
+        b'{"format": 2}',
+        b'{"format": 1, "inputs": {"directories": "x", "documents": [], "stats": {}}, "handshake": {}, "pages": []}',
+        b'{"format": 1, "inputs": {"directories": [], "documents": [], "stats": {"p": [1, "2"]}},'
+        b' "handshake": {"params": "", "version": "v", "length": 0}, "pages": []}',
+        b'{"format": 1, "inputs": {"directories": [], "documents": [], "stats": {}},'
+        b' "handshake": {"params": "", "version": "v", "length": 0}, "pages": [[1, 0]]}',
+    ],
+)
+def test_a_malformed_header_is_not_used(tmp_path: Path, header: bytes) -> None:
+    path = tmp_path / "k.snapshot"
+    path.write_bytes(header + b"\n")
+    assert read_snapshot(path) is None
+
+
+def test_no_file_is_no_snapshot(tmp_path: Path) -> None:
+    assert read_snapshot(tmp_path / "none.snapshot") is None
+
+
+def test_inputs_see_a_new_file_an_edit_and_a_removed_document(tmp_path: Path) -> None:
+    snapshot = sample(tmp_path)
+    (tmp_path / "tools" / "b.yaml").write_text("name: b\n")
+    assert not snapshot.inputs.unchanged()
+    snapshot = sample(tmp_path)
+    (tmp_path / "tools" / "a.yaml").write_text("name: aa\n")
+    assert not snapshot.inputs.unchanged()
+    snapshot = sample(tmp_path)
+    (tmp_path / "doc.json").unlink()
+    assert not snapshot.inputs.unchanged()
+
+
+def test_only_the_newest_snapshots_are_kept(tmp_path: Path) -> None:
+    snapshot = sample(tmp_path)
+    cache = tmp_path / "cache"
+    for n in range(20):
+        write_snapshot(cache / f"{n:02}.snapshot", snapshot)
+        os.utime(cache / f"{n:02}.snapshot", ns=(n * 10**9, n * 10**9))
+    kept = sorted(p.name for p in cache.glob("*.snapshot"))
+    assert len(kept) == 16 and kept[-1] == "19.snapshot" and "00.snapshot" not in kept
+    assert not list(cache.glob(".*"))  # no temporary file left behind
+
+
+def test_the_key_follows_the_command_line_environment_and_directory(tmp_path: Path) -> None:
+    environ = {ENV_STARTUP_CACHE: str(tmp_path), "A": "1"}
+    one = snapshot_path(["serve"], environ, "/x")
+    assert one is not None and one.parent == tmp_path
+    assert snapshot_path(["serve"], dict(environ), "/x") == one
+    assert snapshot_path(["serve", "--read-only"], environ, "/x") != one
+    assert snapshot_path(["serve"], {**environ, "A": "2"}, "/x") != one
+    assert snapshot_path(["serve"], environ, "/y") != one
+
+
+def test_where_snapshots_go(tmp_path: Path) -> None:
+    home = {"HOME": str(tmp_path)}
+    default = snapshot_path(["serve"], home, "/")
+    assert default is not None and default.parent == tmp_path / ".cache" / "mcp-connectors" / "startup"
+    xdg = snapshot_path(["serve"], {**home, "XDG_CACHE_HOME": str(tmp_path / "x")}, "/")
+    assert xdg is not None and xdg.parent == tmp_path / "x" / "mcp-connectors" / "startup"
+    for off in ("off", "OFF", "0", "false", "no"):
+        assert snapshot_path(["serve"], {**home, ENV_STARTUP_CACHE: off}, "/") is None
