@@ -79,6 +79,9 @@ mkdir -p "$WORK/vault"
 export MCP_CONNECTORS_VAULT="$WORK/vault/vault.json"
 export MCP_CONNECTORS_VAULT_KEY="interop passphrase (no secrets are stored)"
 export PYTHONUNBUFFERED=1
+# Start-up snapshots (mcp_server/_warm_start.py) of the stdio servers: a later start with the same
+# configuration answers initialize and tools/list from the first one's; the stdio steps count those starts.
+export MCP_CONNECTORS_STARTUP_CACHE="$WORK/startup"
 
 free_port() {
   "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -276,6 +279,14 @@ if want conformance-stdio; then
       record conformance-stdio FAIL "a stdio server exited during its session (see $WORK/server-conformance-stdio.log)"
     fi
     stop "$BRIDGE_PID"
+    # Sessions after the first start with a snapshot: the suite must pass whether the handshake came from it or not.
+    starts="$(grep -c 'INFO mcp_server: loaded' "$WORK/server-conformance-stdio.log")"
+    warm="$(grep -c 'from the start-up snapshot' "$WORK/server-conformance-stdio.log")"
+    if [ "${warm:-0}" -gt 0 ]; then
+      record "conformance-stdio (warm starts)" PASS "$warm of $starts servers answered initialize from the start-up snapshot"
+    else
+      record "conformance-stdio (warm starts)" FAIL "no server answered from the start-up snapshot ($starts started)"
+    fi
   else
     record conformance-stdio FAIL "bridge did not start"
   fi

@@ -475,6 +475,19 @@ async function rawChecks() {
     return `${file.output.length} bytes identical`;
   });
 
+  const cache = process.env.MCP_CONNECTORS_STARTUP_CACHE;
+  if (file && cache && cache.toLowerCase() !== 'off') {
+    // The first session wrote a start-up snapshot (mcp_server/_warm_start.py); the second, same command and
+    // environment, answered initialize and the listing from it while loading: the bytes above included those.
+    await check('raw stdio: the second start answered initialize and every page from the start-up snapshot', async () => {
+      const found = /answered initialize and (\d+) tools\/list page\(s\) from the start-up snapshot/.exec(file.stderr);
+      assert(found, `no answer from the snapshot in the second server's log:\n${file.stderr.slice(-1500)}`);
+      const pages = pipe.transcript.filter((entry) => entry.method === 'tools/list' && entry.reply.result).length / 2;
+      assert(Number(found[1]) === pages, `${found[1]} pages from the snapshot, the listing has ${pages}`);
+      return `${found[1]} pages`;
+    });
+  }
+
   const burst = 20;
   await check(`raw stdio: ${burst} requests then stdin closed at once: every reply written before exit (our pipe writer)`, async () => {
     const { ids, exit } = await burstThenEof('pipe', burst);
