@@ -163,11 +163,22 @@ def _startup_table(data: dict[str, Any]) -> list[str]:
         ok = github["spawn_to_list_s"]["median"] <= sdk["spawn_to_list_s"]["median"]
         lines += [
             "",
+            "Ours answers `initialize` and `tools/list` from the start-up snapshot the previous start with the same "
+            "configuration wrote, while it loads (`mcp_server/_warm_start.py`); the rows marked *no snapshot* are "
+            "the very first start (`MCP_CONNECTORS_STARTUP_CACHE=off`). RSS is read right after the listing: "
+            "with a snapshot, the server is still loading then.",
+            "",
             f"Target: ours with GitHub's full description no slower than the bare SDK server with 10 tools "
             f"({num(github['spawn_to_list_s']['median'], 2)} s vs {num(sdk['spawn_to_list_s']['median'], 2)}"
             f" s, ratio {num(github['spawn_to_list_s']['median'] / sdk['spawn_to_list_s']['median'], 2)}): "
             f"{verdict(ok)}",
         ]
+        cold = data.get("mcp-connectors, GitHub (1,223 tools), no snapshot")
+        if cold:
+            lines.append(
+                f"Without a snapshot (the first start): {num(cold['spawn_to_list_s']['median'], 2)} s, "
+                f"ratio {num(cold['spawn_to_list_s']['median'] / sdk['spawn_to_list_s']['median'], 2)}."
+            )
     return [*lines, ""]
 
 
@@ -237,13 +248,15 @@ def _scorecard(results: dict[str, Any]) -> list[str]:
         rows.append(("tools/list at 5,000 tools, server CPU per page of 100", "≤ 10 ms", f"{cpu:,.1f} ms", cpu <= 10))
     startup = results.get("startup", {})
     github, sdk = startup.get("mcp-connectors, GitHub (1,223 tools)"), startup.get("SDK low-level, 10 tools")
+    cold = startup.get("mcp-connectors, GitHub (1,223 tools), no snapshot")
     if github and sdk:
         g, s10 = github["spawn_to_list_s"]["median"], sdk["spawn_to_list_s"]["median"]
         rows.append(
             (
                 "spawn → first list, ours with GitHub vs SDK with 10 tools",
                 "ours ≤ SDK",
-                f"{g:.2f} s vs {s10:.2f} s",
+                f"{g:.2f} s vs {s10:.2f} s"
+                + (f" (first start: {cold['spawn_to_list_s']['median']:.2f} s)" if cold else ""),
                 g <= s10,
             )
         )

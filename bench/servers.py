@@ -98,6 +98,9 @@ class Workspace:
             "MCP_CONNECTORS_VAULT_KEY": "bench passphrase, not a secret",
             "MCP_CONNECTORS_AUDIT_LOG": str(self.root / "audit.jsonl"),
             "MCP_CONNECTORS_TOOLS": "",
+            # Start-up snapshots (mcp_server/_warm_start.py) in the workspace, not the user's cache; the
+            # catalog phase and the start-up phase's "no snapshot" rows switch them off.
+            "MCP_CONNECTORS_STARTUP_CACHE": str(self.root / "startup"),
         }
         subprocess.run(
             [self.python, "-m", "mcp_server", "vault", "set", "bench_token"],
@@ -196,12 +199,17 @@ async def start(
     tools_dir: Path | None = None,
     extra: list[str] | None = None,
     wrap: list[str] | None = None,
+    environ: dict[str, str] | None = None,
     timeout: float = 180,
 ) -> Running:
-    """Spawn, connect and handshake (no tools/list yet: the caller times spawn → first complete list)."""
+    """Spawn, connect and handshake (no tools/list yet: the caller times spawn → first complete list).
+
+    `environ` is added to the server's environment.
+    """
     port = free_port()
     argv, env = workspace.argv(server, transport, port, tools_file, tools_dir, extra)
     argv = (wrap or []) + argv
+    env = {**env, **(environ or {})}
     stderr_path = workspace.root / f"{server}-{transport}-{port}.stderr"
     stderr = stderr_path.open("wb")
     spawned_at = time.perf_counter()

@@ -65,6 +65,8 @@ environment:
                                 (default: mcp-connectors/)
   VAULT_CACERT   PEM CA bundle for Vault's TLS certificate (default: the system's)
   VAULT_SKIP_VERIFY   true disables TLS verification of Vault (testing only)
+  MCP_CONNECTORS_STARTUP_CACHE   start-up snapshots of stdio serve, or off
+                                 (default: $XDG_CACHE_HOME/mcp-connectors/startup)
   MCP_CONNECTORS_CLIENTS   HTTP clients file (default: clients.json beside the vault; `clients --help`)
   MCP_CONNECTORS_OAUTH_ISSUER, MCP_CONNECTORS_OAUTH_JWKS_URL   accept OAuth JWT access tokens (HTTP)
   MCP_CONNECTORS_OAUTH_AUDIENCE   this server's resource URL (default: http://HOST:PORT/mcp)

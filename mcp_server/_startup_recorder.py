@@ -52,12 +52,11 @@ class StartupRecorder:
         inputs: Inputs | None,
         handover: Handover,
         *,
-        on_disk: Snapshot | None,
         still_current: Callable[[], bool],
     ) -> None:
         self._path = path
         self._inputs = inputs
-        self._on_disk = on_disk
+        self._on_disk = handover.on_disk
         self._still_current = still_current
         self._expected = dict(handover.expected)
         self._requests: dict[_IdKey, tuple[str, str | None]] = {}
@@ -159,7 +158,8 @@ class StartupRecorder:
                 break
         self._done = True
         snapshot = Snapshot(self._inputs, self._handshake, chain)
-        if snapshot == self._on_disk or not self._still_current():
+        on_disk, self._on_disk, self._pages = self._on_disk, None, {}  # nothing more to compare or record
+        if snapshot == on_disk or not self._still_current():
             return
         try:
             write_snapshot(self._path, snapshot)

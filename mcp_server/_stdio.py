@@ -72,7 +72,6 @@ def _recorder(app: Application, warm_start: WarmStart | None, handover: Handover
         warm_start.path,
         warm_start.inputs,
         handover,
-        on_disk=warm_start.snapshot,
         still_current=lambda: app.pipeline.registry is registry,
     )
 

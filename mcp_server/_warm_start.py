@@ -29,7 +29,7 @@ import select
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
@@ -62,6 +62,8 @@ class Handover:
     prefix: bytes
     expected: Mapping[str, bytes] = field(default_factory=dict[str, bytes])
     """Private request id → the result text the client was already sent for it."""
+    on_disk: Snapshot | None = None
+    """The snapshot read at start (answered from or not): the recorder need not write the same again."""
 
 
 class WarmStart:
@@ -120,10 +122,11 @@ class WarmStart:
     def handover(self) -> Handover:
         """Stop answering; what the SDK must read first. Call once, before anything else reads stdin."""
         front, self._front = self._front, None
+        on_disk, self.snapshot = self.snapshot, None  # the recorder holds it only as long as it needs it
         if front is None:
-            return Handover(b"")
+            return Handover(b"", on_disk=on_disk)
         front.stop()
-        return front.handover()
+        return replace(front.handover(), on_disk=on_disk)
 
 
 class _Front:

@@ -42,7 +42,6 @@ def recorder_for(
         tmp_path / "s.snapshot",
         inputs,
         Handover(b"", expected or {}),
-        on_disk=None,
         still_current=lambda: still_current,
     )
 

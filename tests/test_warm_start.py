@@ -20,7 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from mcp_server._startup_snapshot import ENV_STARTUP_CACHE, read_snapshot
-from mcp_server._warm_start import WarmStart, _Front
+from mcp_server._warm_start import Handover, WarmStart, _Front
 from tests._upstream import FakeUpstream
 from tests.conftest import SECRET, server_command
 
@@ -384,4 +384,4 @@ def test_begin_is_only_for_serve(tmp_path: Path) -> None:
     assert WarmStart.begin(["serve"], {ENV_STARTUP_CACHE: "off"}) is None
     warm = WarmStart.begin(["serve"], environ)
     assert warm is not None and warm.snapshot is None and not warm.answered
-    assert warm.handover().prefix == b""
+    assert warm.handover() == Handover(b"")
