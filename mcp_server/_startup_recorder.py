@@ -109,12 +109,14 @@ class StartupRecorder:
         if found is None:
             return line
         if isinstance(message, JSONRPCError):
+            out = line
             if private:
                 del self._expected[cast(str, message.id)]
                 self._on_disk = None  # whatever it said, it is rewritten
                 logger.warning("start-up snapshot: the server refused a request answered from it; it is replaced")
+                out = self._corrected(found[0])
             self._settle()
-            return b"" if private else line
+            return out
         result = _result_text(message, line)
         kind, argument = found
         fields = message.result
@@ -134,12 +136,18 @@ class StartupRecorder:
                         "start-up snapshot: the initialize result sent from it differs from the server's; "
                         "it is replaced"
                     )
-                elif not self._announced:
-                    self._announced = True
-                    out = _LIST_CHANGED
+                out = self._corrected(kind)
         self._record()
         self._settle()
         return out
+
+    def _corrected(self, kind: str) -> bytes:
+        """What replaces the dropped answer to a private request whose original answer was wrong: for a page, the
+        client is told to list again (once); an `initialize` result cannot be taken back."""
+        if kind != "page" or self._announced:
+            return b""
+        self._announced = True
+        return _LIST_CHANGED
 
     def _record(self) -> None:
         if self._done or self._inputs is None or self._handshake is None:

@@ -19,14 +19,18 @@ Only standard-library imports here: this runs before the SDK is loaded.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import hmac
 import importlib.util
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any, cast
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "Snapshot",
     "canonical",
     "file_stats",
+    "private_directory",
     "read_snapshot",
     "remove_snapshot",
     "snapshot_path",
@@ -49,6 +54,8 @@ ENV_STARTUP_CACHE = "MCP_CONNECTORS_STARTUP_CACHE"
 
 FORMAT = 1
 _SUFFIX = ".snapshot"
+_SNAPSHOT_NAME = re.compile(r"[0-9a-f]{40}\.snapshot\Z")
+"""Only files named like ours are ever removed from the cache directory (it may be one the user chose)."""
 _KEEP = 16
 """Snapshots kept per cache directory (one per configuration), the least recently written removed first."""
 _MAX_BYTES = 512 * 1024 * 1024
@@ -131,9 +138,18 @@ def canonical(params: object) -> str:
 
 
 def snapshot_path(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> Path | None:
-    """Where the snapshot of a start with this command line, environment and code lives; None when switched off."""
+    """Where the snapshot of a start with this command line, environment and code lives; None when switched off
+    or when the cache directory cannot be made private to this user.
+
+    The name is an HMAC of all that under a random key kept in the directory (`.key`, owner-only): the
+    environment may hold a vault passphrase or an API token, and a plain hash in a file name would let anyone
+    who can list the directory test guesses of them.
+    """
     directory = _cache_dir(environ)
     if directory is None:
+        return None
+    salt = _salt(directory)
+    if salt is None:
         return None
     key = {
         "format": FORMAT,
@@ -142,9 +158,29 @@ def snapshot_path(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> 
         "cwd": cwd,
         "environ": dict(sorted(environ.items())),
         "code": _code_stats(),
+        "distributions": _distributions(),
     }
-    digest = hashlib.sha256(canonical(key).encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hmac.new(salt, canonical(key).encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
     return directory / f"{digest[:40]}{_SUFFIX}"
+
+
+def _salt(directory: Path) -> bytes | None:
+    path = directory / ".key"
+    with contextlib.suppress(OSError):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not private_directory(directory):
+        return None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    else:
+        with os.fdopen(fd, "wb") as file:
+            file.write(os.urandom(32))
+    data = _read_private(path, 64)
+    return data if data is not None and len(data) == 32 else None
 
 
 def _cache_dir(environ: Mapping[str, str]) -> Path | None:
@@ -155,6 +191,16 @@ def _cache_dir(environ: Mapping[str, str]) -> Path | None:
         return Path(chosen).expanduser()
     base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
     return Path(base) / "mcp-connectors" / "startup"
+
+
+def _distributions() -> list[str]:
+    """Names (with versions) of the installed distributions: `serverInfo.version` is read from ours, and an
+    upgrade of the SDK or pydantic may change what the SDK answers."""
+    found: set[str] = set()
+    for entry in sys.path:
+        with contextlib.suppress(OSError):
+            found.update(name for name in os.listdir(entry or ".") if name.endswith((".dist-info", ".egg-info")))
+    return sorted(found)
 
 
 def _code_stats() -> FileStats:
@@ -168,19 +214,53 @@ def _code_stats() -> FileStats:
     return file_stats(paths)
 
 
-def read_snapshot(path: Path) -> Snapshot | None:
-    """The snapshot at `path`, or None when there is none or it cannot be used (unreadable, malformed, other format)."""
+def private_directory(directory: Path) -> bool:
+    """Whether `directory` is ours alone: owned by this user, writable by no one else, not a symbolic link.
+
+    A snapshot is what the client is told the tools are: one planted by another user could describe any tools.
+    """
     try:
-        with open(path, "rb") as file:
-            data = file.read(_MAX_BYTES + 1)
+        stat = os.lstat(directory)
+    except OSError:
+        return False
+    return S_ISDIR(stat.st_mode) and stat.st_uid == os.getuid() and not stat.st_mode & 0o022
+
+
+def _read_private(path: Path, limit: int) -> bytes | None:
+    """The file's bytes if it is a regular file of this user's that no one else may write (not a link, a FIFO
+    or a device, which could block or never end) and at most `limit` bytes long."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
-    if len(data) > _MAX_BYTES:
+    try:
+        stat = os.fstat(fd)
+        if not S_ISREG(stat.st_mode) or stat.st_uid != os.getuid() or stat.st_mode & 0o022:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
+
+
+def read_snapshot(path: Path) -> Snapshot | None:
+    """The snapshot at `path`, or None when there is none or it cannot be used: unreadable, damaged (its digest),
+    malformed, another format, or not private to this user (see `_read_private`, `private_directory`)."""
+    if not private_directory(path.parent):
+        return None
+    data = _read_private(path, _MAX_BYTES)
+    if data is None:
         return None
     try:
         end = data.index(b"\n")
-        header = json.loads(data[:end])
-        return _decode(cast(dict[str, Any], header), memoryview(data)[end + 1 :])
+        header = cast(dict[str, Any], json.loads(data[:end]))
+        body = memoryview(data)[end + 1 :]
+        if not hmac.compare_digest(str(header["sha256"]), hashlib.sha256(body).hexdigest()):
+            return None
+        return _decode(header, body)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
@@ -191,11 +271,15 @@ def _decode(header: dict[str, Any], body: memoryview) -> Snapshot | None:
     offset = 0
 
     def blob(length: object) -> bytes:
+        """One result text: a JSON object on one line (it is written into the protocol stream as it is)."""
         nonlocal offset
-        if not isinstance(length, int) or length < 0 or offset + length > len(body):
+        if not isinstance(length, int) or length < 2 or offset + length > len(body):
             raise ValueError("truncated")
         offset += length
-        return bytes(body[offset - length : offset])
+        text = bytes(body[offset - length : offset])
+        if not (text.startswith(b"{") and text.endswith(b"}")) or b"\n" in text or b"\r" in text:
+            raise ValueError("not one JSON object on one line")
+        return text
 
     raw_inputs, raw_handshake = header["inputs"], header["handshake"]
     stats: FileStats = {}
@@ -227,9 +311,9 @@ def _strings(value: object) -> tuple[str, ...]:
 def write_snapshot(path: Path, snapshot: Snapshot) -> None:
     """Write atomically (readers see the old file or the new one), owner-only; keep the newest `_KEEP` per directory.
 
-    Raises OSError when the cache directory cannot be written.
+    Raises OSError when the cache directory cannot be written or is not private to this user (`private_directory`).
     """
-    header = {
+    header: dict[str, object] = {
         "format": FORMAT,
         "inputs": {
             "directories": list(snapshot.inputs.directories),
@@ -243,11 +327,17 @@ def write_snapshot(path: Path, snapshot: Snapshot) -> None:
         },
         "pages": [[cursor, len(text)] for cursor, text in snapshot.pages.items()],
     }
-    parts = [json.dumps(header, ensure_ascii=False).encode("utf-8", "surrogatepass"), b"\n", snapshot.handshake.result]
-    parts += snapshot.pages.values()
+    body = [snapshot.handshake.result, *snapshot.pages.values()]
+    digest = hashlib.sha256()
+    for part in body:
+        digest.update(part)
+    header["sha256"] = digest.hexdigest()
+    parts = [json.dumps(header, ensure_ascii=False).encode("utf-8", "surrogatepass"), b"\n", *body]
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if not private_directory(path.parent):
+        raise PermissionError(errno.EPERM, "not private to this user (another owner, or writable by others)")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as file:
             file.writelines(parts)
@@ -266,7 +356,7 @@ def remove_snapshot(path: Path) -> None:
 
 def _evict(directory: Path) -> None:
     try:
-        found = [(entry.stat().st_mtime_ns, entry) for entry in directory.iterdir() if entry.name.endswith(_SUFFIX)]
+        found = [(entry.stat().st_mtime_ns, entry) for entry in directory.iterdir() if _SNAPSHOT_NAME.match(entry.name)]
     except OSError:
         return
     found.sort(reverse=True)

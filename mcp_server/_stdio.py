@@ -52,12 +52,13 @@ async def serve_stdio(app: Application, warm_start: WarmStart | None = None) -> 
                 len(handover.expected) - 1,
             )
         # fd 1 is moved aside while serving, so a stray print from any library lands on stderr, not in the protocol.
-        lines, sink = await stack.enter_async_context(stdio_streams(handover.prefix))
+        streams = stdio_streams(handover.prefix, ended=handover.eof, unsent=handover.unsent)
+        lines, sink = await stack.enter_async_context(streams)
         recorder = _recorder(app, warm_start, handover)
         # The SDK parses what arrives; our writer sends the replies (cached listing pages pre-serialized).
         stdin = recorder.lines(lines) if recorder is not None else lines
-        streams = stdio_server(stdin=stdin, stdout=sink)  # pyright: ignore[reportArgumentType]
-        read_stream, unused = await stack.enter_async_context(streams)
+        sdk_streams = stdio_server(stdin=stdin, stdout=sink)  # pyright: ignore[reportArgumentType]
+        read_stream, unused = await stack.enter_async_context(sdk_streams)
         await unused.aclose()  # its writer task ends at once
         cache = server.listing_cache
         write_stream = MessageWriter(sink, cache.wire_json if cache is not None else _no_prebuilt, recorder)

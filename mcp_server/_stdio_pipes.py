@@ -332,10 +332,13 @@ def _owned_copy(fd: int, mode: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def stdio_streams(prefix: bytes = b"") -> AsyncGenerator[tuple[LineReader, LineWriter]]:
+async def stdio_streams(
+    prefix: bytes = b"", *, ended: bool = False, unsent: bytes = b""
+) -> AsyncGenerator[tuple[LineReader, LineWriter]]:
     """Line reader for the client's requests and writer for our messages, over private copies of fd 0 and 1.
 
-    `prefix` is read before stdin: what `_warm_start` took from it before handing over.
+    What `_warm_start` did before handing over: `prefix` is read before stdin (and nothing after it when stdin
+    `ended`), `unsent` written before anything else.
     """
     loop = asyncio.get_running_loop()
     stdin = _Claim(0, os.O_RDONLY, use_stderr=False)
@@ -350,7 +353,9 @@ async def stdio_streams(prefix: bytes = b"") -> AsyncGenerator[tuple[LineReader,
         reader = asyncio.StreamReader(limit=MAX_LINE_BYTES, loop=loop)
         if prefix:
             reader.feed_data(prefix)
-        if _kind(stdin.private) in ("fifo", "socket"):
+        if ended:
+            reader.feed_eof()
+        elif _kind(stdin.private) in ("fifo", "socket"):
             read_transport, _ = await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(reader, loop=loop), _owned_copy(stdin.private, "rb")
             )
@@ -368,6 +373,8 @@ async def stdio_streams(prefix: bytes = b"") -> AsyncGenerator[tuple[LineReader,
             sink = ThreadWriter(stdout.private)
         else:
             sink = FileWriter(stdout.private)
+        if unsent:  # only ever left by a pipe or socket writer, whose transport sends it without waiting
+            sink.write_bytes(unsent)
         try:
             yield LineReader(reader), sink
         finally:

@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import select
+import stat
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,6 +61,11 @@ class Handover:
     """What the SDK reads before stdin, and the answers it will give to the private requests in it."""
 
     prefix: bytes
+    eof: bool = False
+    """stdin ended after `prefix` (a terminal's end of input is not seen twice: it must be handed over)."""
+    unsent: bytes = b""
+    """The end of an answer stdout would not take without waiting (the client was not reading): it goes out
+    first, through the server's own writer, which never blocks."""
     expected: Mapping[str, bytes] = field(default_factory=dict[str, bytes])
     """Private request id → the result text the client was already sent for it."""
     on_disk: Snapshot | None = None
@@ -142,13 +148,23 @@ class _Front:
         self.initialize: dict[str, Any] | None = None
         self._initialized: list[bytes] = []
         self._served: list[str | None] = []
+        self._blocking: bool | None = None
+        self._unsent = b""
+        self.eof = False
 
     def start(self) -> None:
+        # A pipe or socket is written without blocking (as the server's own writer does), so a client that sends
+        # everything before it reads anything cannot wedge this thread; a file or terminal takes writes at once.
+        self._blocking = os.get_blocking(self._stdout) if _pipe_like(self._stdout, self._stdin) else None
+        if self._blocking:
+            os.set_blocking(self._stdout, False)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop_reading.set()
         self._thread.join()
+        if self._blocking:
+            os.set_blocking(self._stdout, True)
 
     def _run(self) -> None:
         with contextlib.suppress(Exception):  # whatever happens, what was read is handed over, unanswered
@@ -158,22 +174,26 @@ class _Front:
                     continue
                 chunk = os.read(self._stdin, 1 << 16)
                 if not chunk:
-                    return  # stdin ended: the SDK sees the same end after the handed-over bytes
+                    self.eof = True  # handed over with the bytes before it
+                    return
                 self._buffer += chunk
                 if not self._answer_lines() or len(self._buffer) > _MAX_BUFFER:
                     return
 
     def _answer_lines(self) -> bool:
-        """Answer each complete line in turn; False at the first one that is not ours to answer (left buffered)."""
+        """Answer each complete line in turn; False at the first one that is not ours to answer (left buffered),
+        or once stdout would not take an answer whole."""
         while (end := self._buffer.find(b"\n")) >= 0:
             if not self._answer(self._buffer[: end + 1]):
                 return False
             self._buffer = self._buffer[end + 1 :]
+            if self._unsent:
+                return False
         return True
 
     def _answer(self, line: bytes) -> bool:
-        try:
-            message: object = json.loads(line)
+        try:  # as strictly as the SDK reads: UTF-8 only, no byte-order mark
+            message: object = json.loads(line.decode("utf-8"))
         except ValueError:
             return False
         if not isinstance(message, dict) or cast(dict[str, Any], message).get("jsonrpc") != "2.0":
@@ -207,11 +227,17 @@ class _Front:
         return False
 
     def _send(self, request_id: bytes, result: bytes) -> None:
-        _write_all(self._stdout, b"".join((b'{"jsonrpc":"2.0","id":', request_id, b',"result":', result, b"}\n")))
+        line = memoryview(b"".join((b'{"jsonrpc":"2.0","id":', request_id, b',"result":', result, b"}\n")))
+        while line:
+            try:
+                line = line[os.write(self._stdout, line) :]
+            except BlockingIOError:
+                self._unsent = bytes(line)
+                return
 
     def handover(self) -> Handover:
         if self.initialize is None:
-            return Handover(self._buffer)
+            return Handover(self._buffer, self.eof)
         tag = f"mcp-connectors-warm-start-{os.urandom(8).hex()}"
         expected: dict[str, bytes] = {f"{tag}-initialize": self._snapshot.handshake.result}
         lines = [_request(f"{tag}-initialize", "initialize", self.initialize["params"]), *self._initialized]
@@ -219,7 +245,7 @@ class _Front:
             private = f"{tag}-list-{n}"
             expected[private] = self._snapshot.pages[cursor]
             lines.append(_request(private, "tools/list", None if cursor is None else {"cursor": cursor}))
-        return Handover(b"".join(lines) + self._buffer, expected)
+        return Handover(b"".join(lines) + self._buffer, self.eof, self._unsent, expected)
 
 
 def _request(request_id: str, method: str, params: object) -> bytes:
@@ -241,25 +267,41 @@ def _id_text(request_id: object) -> bytes | None:
 
 
 def _meta_only(params: object) -> bool:
-    return params is None or (isinstance(params, dict) and cast(dict[str, Any], params).keys() <= {"_meta"})
+    """No params, or nothing in them: anything else (a `_meta` of the 2026-07-28 envelope) is the SDK's to judge."""
+    return params is None or params == {}
 
 
 def _cursor(params: object) -> tuple[bool, str | None]:
-    """Whether `params` ask for a plain page (the SDK could read anything else differently), and its cursor."""
+    """Whether `params` ask for a plain page (the SDK could read anything else differently), and its cursor.
+
+    `_meta` only with a string or integer `progressToken`: its other members (the 2026-07-28 envelope) or
+    other types change what the SDK answers, or whether it answers at all."""
     if params is None:
         return True, None
     if not isinstance(params, dict) or not cast(dict[str, Any], params).keys() <= _LIST_PARAMS:
         return False, None
-    cursor: object = cast(dict[str, Any], params).get("cursor")
+    fields = cast(dict[str, Any], params)
+    if "_meta" in fields and not _plain_meta(fields["_meta"]):
+        return False, None
+    cursor: object = fields.get("cursor")
     if cursor is None or isinstance(cursor, str):
         return True, cursor
     return False, None
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:  # the client's pipe is in non-blocking mode and full: wait until it reads
-            select.select([], [fd], [])
+def _plain_meta(meta: object) -> bool:
+    if not isinstance(meta, dict) or not cast(dict[str, Any], meta).keys() <= {"progressToken"}:
+        return False
+    token: object = cast(dict[str, Any], meta).get("progressToken", 0)
+    return isinstance(token, str) or (isinstance(token, int) and not isinstance(token, bool))
+
+
+def _pipe_like(stdout: int, stdin: int) -> bool:
+    """A pipe, or a socket other than stdin's (a socket shared with stdin keeps blocking writes)."""
+    try:
+        out, into = os.fstat(stdout), os.fstat(stdin)
+    except OSError:
+        return False
+    if stat.S_ISFIFO(out.st_mode):
+        return True
+    return stat.S_ISSOCK(out.st_mode) and (out.st_dev, out.st_ino) != (into.st_dev, into.st_ino)

@@ -85,25 +85,92 @@ def test_inputs_see_a_new_file_an_edit_and_a_removed_document(tmp_path: Path) ->
     assert not snapshot.inputs.unchanged()
 
 
-def test_only_the_newest_snapshots_are_kept(tmp_path: Path) -> None:
+def test_only_the_newest_snapshots_are_kept_and_only_ours_removed(tmp_path: Path) -> None:
     snapshot = sample(tmp_path)
     cache = tmp_path / "cache"
-    for n in range(20):
-        write_snapshot(cache / f"{n:02}.snapshot", snapshot)
-        os.utime(cache / f"{n:02}.snapshot", ns=(n * 10**9, n * 10**9))
+    cache.mkdir(mode=0o700)
+    (cache / "mine.snapshot").write_text("a file of the user's, in a directory they chose")
+    os.utime(cache / "mine.snapshot", ns=(0, 0))
+    names = [f"{n:040x}.snapshot" for n in range(20)]
+    for n, name in enumerate(names):
+        write_snapshot(cache / name, snapshot)
+        os.utime(cache / name, ns=((n + 1) * 10**9, (n + 1) * 10**9))
     kept = sorted(p.name for p in cache.glob("*.snapshot"))
-    assert len(kept) == 16 and kept[-1] == "19.snapshot" and "00.snapshot" not in kept
+    assert kept == sorted([*names[4:], "mine.snapshot"])
     assert not list(cache.glob(".*"))  # no temporary file left behind
 
 
+def test_a_damaged_body_is_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "k.snapshot"
+    write_snapshot(path, sample(tmp_path))
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # one bit of the last page
+    path.write_bytes(bytes(data))
+    assert read_snapshot(path) is None
+
+
+def test_a_result_that_is_not_one_line_of_json_is_not_used(tmp_path: Path) -> None:
+    snapshot = sample(tmp_path)
+    injected = Handshake(snapshot.handshake.params, "2025-11-25", b'{"x":1}\n{"jsonrpc":"2.0","method":"x"}')
+    path = tmp_path / "k.snapshot"
+    write_snapshot(path, Snapshot(snapshot.inputs, injected, snapshot.pages))  # a correct digest
+    assert read_snapshot(path) is None
+
+
+def test_only_a_private_regular_file_of_this_user_is_read(tmp_path: Path) -> None:
+    snapshot = sample(tmp_path)
+    path = tmp_path / "cache" / "k.snapshot"
+    write_snapshot(path, snapshot)
+    assert read_snapshot(path) == snapshot
+    path.chmod(0o620)  # others may write it
+    assert read_snapshot(path) is None
+    path.chmod(0o600)
+    path.parent.chmod(0o770)  # others may write the directory
+    assert read_snapshot(path) is None
+    with pytest.raises(PermissionError):
+        write_snapshot(path, snapshot)
+    path.parent.chmod(0o700)
+    link = tmp_path / "cache" / "link.snapshot"
+    link.symlink_to(path)
+    assert read_snapshot(link) is None
+    fifo = tmp_path / "cache" / "fifo.snapshot"
+    os.mkfifo(fifo)
+    assert read_snapshot(fifo) is None  # at once: opening a FIFO must not wait for a writer
+    if os.getuid() == 0:  # only root can give a file away
+        os.chown(path, 4242, -1)
+        assert read_snapshot(path) is None
+
+
+def test_a_planted_link_is_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    (cache / "k.snapshot").symlink_to(victim)
+    write_snapshot(cache / "k.snapshot", sample(tmp_path))
+    assert victim.read_text() == "keep me"
+    assert not (cache / "k.snapshot").is_symlink()
+
+
 def test_the_key_follows_the_command_line_environment_and_directory(tmp_path: Path) -> None:
-    environ = {ENV_STARTUP_CACHE: str(tmp_path), "A": "1"}
+    environ = {ENV_STARTUP_CACHE: str(tmp_path / "c"), "A": "1"}
     one = snapshot_path(["serve"], environ, "/x")
-    assert one is not None and one.parent == tmp_path
+    assert one is not None and one.parent == tmp_path / "c"
     assert snapshot_path(["serve"], dict(environ), "/x") == one
     assert snapshot_path(["serve", "--read-only"], environ, "/x") != one
     assert snapshot_path(["serve"], {**environ, "A": "2"}, "/x") != one
     assert snapshot_path(["serve"], environ, "/y") != one
+    # The name is keyed by a random secret of the directory: the same start elsewhere has another name.
+    assert (tmp_path / "c" / ".key").stat().st_mode & 0o777 == 0o600
+    elsewhere = snapshot_path(["serve"], {**environ, ENV_STARTUP_CACHE: str(tmp_path / "d")}, "/x")
+    assert elsewhere is not None and elsewhere.name != one.name
+
+
+def test_no_snapshots_in_a_directory_others_may_write(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    assert snapshot_path(["serve"], {ENV_STARTUP_CACHE: str(shared)}, "/") is None
 
 
 def test_where_snapshots_go(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import select
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -337,6 +338,10 @@ def test_the_thread_answers_with_the_recorded_bytes_and_string_ids(recorded: tup
         b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n',
         b"[]\n",
         b"not json\n",
+        b"\xef\xbb\xbf"
+        + json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode()
+        + b"\n",
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode("utf-16") + b"\n",
     ],
 )
 def test_anything_but_the_recorded_handshake_is_handed_over_untouched(
@@ -352,6 +357,72 @@ def test_anything_but_the_recorded_handshake_is_handed_over_untouched(
         pipes.close()
     assert handover.prefix == first + b'{"jsonrpc":"2.0","id":9,"method":"tools/list"}\n{"partial'
     assert handover.expected == {}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+        {"_meta": 5},
+        {"_meta": {"progressToken": [1]}},
+        {"_meta": {"progressToken": True}},
+        {"cursor": 3},
+        {"cursor": None, "extra": 1},
+    ],
+)
+def test_a_listing_request_the_sdk_might_read_otherwise_is_handed_over(
+    recorded: tuple[Path, list[bytes]], params: dict[str, Any]
+) -> None:
+    front, pipes = front_for(recorded[0])
+    request = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": params}).encode() + b"\n"
+    try:
+        os.write(
+            pipes.client_out,
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n",
+        )
+        os.write(pipes.client_out, request)
+        assert read_available(pipes.server_out_read).count(b"\n") == 1  # the initialize answer only
+        front.stop()
+        handover = front.handover()
+    finally:
+        pipes.close()
+    assert handover.prefix.endswith(request) and len(handover.expected) == 1
+
+
+def test_the_end_of_stdin_is_handed_over(recorded: tuple[Path, list[bytes]]) -> None:
+    front, pipes = front_for(recorded[0])
+    try:
+        os.write(
+            pipes.client_out,
+            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n",
+        )
+        os.close(pipes.client_out)
+        assert read_available(pipes.server_out_read).count(b"\n") == 1
+        front.stop()
+        handover = front.handover()
+    finally:
+        pipes.close()
+    assert handover.eof  # a terminal's end of input is seen once: the SDK must be told, not left to read again
+
+
+def test_a_client_that_writes_everything_before_reading_is_not_wedged(start: Any) -> None:
+    first = start()
+    first.handshake_and_listing()
+    first.close()
+    second = start()
+    count = 4000
+    lines = [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})]
+    lines += [json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/list"}) for n in range(2, count + 2)]
+    payload = ("\n".join(lines) + "\n").encode()
+    assert len(payload) > 200_000  # far more than a pipe holds, and the answers are larger still
+    writer = threading.Thread(target=second.process.stdin.write, args=(payload,))  # type: ignore[union-attr]
+    writer.start()
+    writer.join(TIMEOUT)
+    assert not writer.is_alive(), "the server stopped reading while the client could not read yet"
+    second.process.stdin.flush()  # type: ignore[union-attr]
+    ids = [json.loads(second.line())["id"] for _ in range(count + 1)]
+    assert sorted(ids) == list(range(1, count + 2))
+    second.close()
 
 
 def test_a_page_it_does_not_hold_stops_it_after_the_pages_it_answered(recorded: tuple[Path, list[bytes]]) -> None:
