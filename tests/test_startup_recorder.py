@@ -41,7 +41,7 @@ def recorder_for(
     return StartupRecorder(
         tmp_path / "s.snapshot",
         inputs,
-        Handover(b"", expected or {}),
+        Handover(b"", expected=expected or {}),
         still_current=lambda: still_current,
     )
 
@@ -102,3 +102,19 @@ def test_answers_to_private_requests_are_never_sent(tmp_path: Path, answer: str)
     # A client's own id is never swallowed, even one that looks the same.
     own = JSONRPCResponse(jsonrpc="2.0", id=2, result={"tools": []})
     assert recorder.outgoing(own, line_of(own)) == line_of(own)
+
+
+def test_a_refused_or_different_page_tells_the_client_to_list_again_once(tmp_path: Path) -> None:
+    recorder = recorder_for(tmp_path, expected={"p-1": b'{"tools":[]}', "p-2": b'{"tools":[]}'})
+    asyncio.run(
+        feed(
+            recorder,
+            {"jsonrpc": "2.0", "id": "p-1", "method": "tools/list"},
+            {"jsonrpc": "2.0", "id": "p-2", "method": "tools/list", "params": {"cursor": "c"}},
+        )
+    )
+    refused = JSONRPCError(jsonrpc="2.0", id="p-1", error=ErrorData(code=-32602, message="Invalid cursor"))
+    notice = recorder.outgoing(refused, line_of(refused))
+    assert json.loads(notice) == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+    differs = JSONRPCResponse(jsonrpc="2.0", id="p-2", result={"tools": [{"name": "new"}]})
+    assert recorder.outgoing(differs, line_of(differs)) == b""  # once is enough

@@ -181,3 +181,13 @@ def test_where_snapshots_go(tmp_path: Path) -> None:
     assert xdg is not None and xdg.parent == tmp_path / "x" / "mcp-connectors" / "startup"
     for off in ("off", "OFF", "0", "false", "no"):
         assert snapshot_path(["serve"], {**home, ENV_STARTUP_CACHE: off}, "/") is None
+
+
+def test_an_upgrade_changes_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = {ENV_STARTUP_CACHE: str(tmp_path / "c")}
+    site = tmp_path / "site"
+    (site / "mcp_connectors-0.1.0.dist-info").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(site))
+    before = snapshot_path(["serve"], environ, "/")
+    (site / "mcp_connectors-0.1.0.dist-info").rename(site / "mcp_connectors-0.2.0.dist-info")
+    assert snapshot_path(["serve"], environ, "/") != before

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import select
 import subprocess
+import termios
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -403,6 +405,37 @@ def test_the_end_of_stdin_is_handed_over(recorded: tuple[Path, list[bytes]]) -> 
     finally:
         pipes.close()
     assert handover.eof  # a terminal's end of input is seen once: the SDK must be told, not left to read again
+
+
+def test_the_end_of_input_on_a_terminal_ends_a_warm_session(
+    start: Any, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = start()
+    first.handshake_and_listing()
+    first.close()
+    controller, terminal = pty.openpty()
+    attributes = termios.tcgetattr(terminal)
+    attributes[3] &= ~termios.ECHO  # the typed line is not echoed back into the terminal
+    termios.tcsetattr(terminal, termios.TCSANOW, attributes)
+    command, args = server_command()
+    with (tmp_path / "tty.log").open("w") as log:
+        process = subprocess.Popen(
+            [command, *args, "--page-size", "4"], stdin=terminal, stdout=subprocess.PIPE, stderr=log, env=server_env
+        )
+    os.close(terminal)
+    try:
+        line = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode()
+        os.write(controller, line + b"\n")
+        assert process.stdout is not None
+        assert json.loads(process.stdout.readline())["id"] == 1
+        os.write(controller, b"\x04")  # ^D at the start of a line: one read of nothing, once
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    assert FROM_SNAPSHOT in (tmp_path / "tty.log").read_text()
 
 
 def test_a_client_that_writes_everything_before_reading_is_not_wedged(start: Any) -> None:
