@@ -167,28 +167,32 @@ class _Front:
             os.set_blocking(self._stdout, True)
 
     def _run(self) -> None:
+        """Read stdin and write answers as each side is ready: an answer larger than the pipe goes out as the
+        client reads it, and a client that sends everything before it reads anything is still read."""
         with contextlib.suppress(Exception):  # whatever happens, what was read is handed over, unanswered
             while not self._stop_reading.is_set():
-                ready, _, _ = select.select([self._stdin], [], [], _POLL_S)
-                if not ready:
-                    continue
-                chunk = os.read(self._stdin, 1 << 16)
-                if not chunk:
-                    self.eof = True  # handed over with the bytes before it
+                if not self._answer_lines():
+                    return  # a line that is not ours: it and all after it are the SDK's
+                reading = not self.eof and len(self._buffer) <= _MAX_BUFFER
+                if not reading and not self._unsent:
                     return
-                self._buffer += chunk
-                if not self._answer_lines() or len(self._buffer) > _MAX_BUFFER:
-                    return
+                readable, writable, _ = select.select(
+                    [self._stdin] if reading else [], [self._stdout] if self._unsent else [], [], _POLL_S
+                )
+                if writable:
+                    self._flush()
+                if readable:
+                    chunk = os.read(self._stdin, 1 << 16)
+                    self._buffer += chunk
+                    self.eof = not chunk  # handed over with the bytes before it
 
     def _answer_lines(self) -> bool:
-        """Answer each complete line in turn; False at the first one that is not ours to answer (left buffered),
-        or once stdout would not take an answer whole."""
-        while (end := self._buffer.find(b"\n")) >= 0:
+        """Answer complete lines in turn while the last answer is out; False at the first one that is not ours
+        to answer (left buffered)."""
+        while not self._unsent and (end := self._buffer.find(b"\n")) >= 0:
             if not self._answer(self._buffer[: end + 1]):
                 return False
             self._buffer = self._buffer[end + 1 :]
-            if self._unsent:
-                return False
         return True
 
     def _answer(self, line: bytes) -> bool:
@@ -227,13 +231,16 @@ class _Front:
         return False
 
     def _send(self, request_id: bytes, result: bytes) -> None:
-        line = memoryview(b"".join((b'{"jsonrpc":"2.0","id":', request_id, b',"result":', result, b"}\n")))
-        while line:
-            try:
-                line = line[os.write(self._stdout, line) :]
-            except BlockingIOError:
-                self._unsent = bytes(line)
-                return
+        self._unsent = b"".join((b'{"jsonrpc":"2.0","id":', request_id, b',"result":', result, b"}\n"))
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what stdout takes now (all of it when stdout blocks: a file or terminal)."""
+        view = memoryview(self._unsent)
+        with contextlib.suppress(BlockingIOError):
+            while view:
+                view = view[os.write(self._stdout, view) :]
+        self._unsent = bytes(view)
 
     def handover(self) -> Handover:
         if self.initialize is None:

@@ -144,6 +144,22 @@ def test_a_second_start_answers_from_the_snapshot_byte_for_byte(
     assert f"answered initialize and {len(warm_lines) - 1} tools/list page(s) {FROM_SNAPSHOT}" in log
 
 
+def test_pages_larger_than_a_pipe_are_all_answered_from_the_snapshot(start: Any, tools_dir: Path) -> None:
+    operations = "".join(
+        f"  - {{name: op_{n}, method: GET, path: /items/{n}, description: '{'An operation to fill a page. ' * 30}'}}\n"
+        for n in range(300)
+    )
+    (tools_dir / "big.yaml").write_text(f"name: big\nbase_url: http://127.0.0.1:9\noperations:\n{operations}")
+    first = start("--page-size", "150")
+    cold = first.handshake_and_listing()
+    first.close()
+    assert len(cold) == 4 and all(len(line) > 128 * 1024 for line in cold[1:3])  # pages far larger than a pipe
+    second = start("--page-size", "150")
+    assert second.handshake_and_listing() == cold
+    second.call()
+    assert "answered initialize and 3 tools/list page(s)" in second.close()
+
+
 def test_a_changed_manifest_is_not_answered_from_the_snapshot(start: Any, tools_dir: Path) -> None:
     first = start()
     first.handshake_and_listing()
