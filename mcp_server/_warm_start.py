@@ -89,7 +89,7 @@ class WarmStart:
     @classmethod
     def begin(cls, argv: Sequence[str], environ: Mapping[str, str]) -> WarmStart | None:
         """For `serve` only, and never raises: a start-up aid must not stop the server from starting."""
-        if not argv or argv[0] != "serve" or sys.platform == "win32":
+        if not _serves_stdio(argv) or sys.platform == "win32":
             return None
         try:
             path = snapshot_path(argv, environ, os.getcwd())
@@ -253,6 +253,19 @@ class _Front:
             expected[private] = self._snapshot.pages[cursor]
             lines.append(_request(private, "tools/list", None if cursor is None else {"cursor": cursor}))
         return Handover(b"".join(lines) + self._buffer, self.eof, self._unsent, expected)
+
+
+def _serves_stdio(argv: Sequence[str]) -> bool:
+    """`serve` over stdio, as far as a glance can tell (an abbreviated `--trans http` still counts: the HTTP
+    server then only looks for a snapshot, and finds none, since only a stdio start writes one)."""
+    if not argv or argv[0] != "serve" or "-h" in argv or "--help" in argv:
+        return False
+    for index, arg in enumerate(argv):
+        if arg == "--transport" and argv[index + 1 : index + 2] != ["stdio"]:
+            return False
+        if arg.startswith("--transport=") and arg != "--transport=stdio":
+            return False
+    return True
 
 
 def _request(request_id: str, method: str, params: object) -> bytes:

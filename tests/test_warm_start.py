@@ -501,6 +501,10 @@ def test_begin_is_only_for_serve(tmp_path: Path) -> None:
     environ = {ENV_STARTUP_CACHE: str(tmp_path)}
     assert WarmStart.begin(["tools"], environ) is None
     assert WarmStart.begin([], environ) is None
+    for http in (["--transport", "http"], ["--transport=http"], ["--transport"], ["--help"]):
+        assert WarmStart.begin(["serve", *http], environ) is None
+    assert not list(tmp_path.iterdir())  # nothing is written for a server that does not speak stdio
+    assert WarmStart.begin(["serve", "--transport", "stdio"], environ) is not None
     assert WarmStart.begin(["serve"], {ENV_STARTUP_CACHE: "off"}) is None
     warm = WarmStart.begin(["serve"], environ)
     assert warm is not None and warm.snapshot is None and not warm.answered
