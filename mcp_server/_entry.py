@@ -11,6 +11,10 @@ from mcp_server._warm_start import WarmStart
 def main() -> int:
     argv = sys.argv[1:]
     warm_start = WarmStart.begin(argv, os.environ)  # answers the handshake while the imports below run
-    from mcp_server._cli import main as cli_main
+    try:
+        from mcp_server._cli import main as cli_main
 
-    return cli_main(argv, warm_start=warm_start)
+        return cli_main(argv, warm_start=warm_start)
+    finally:
+        if warm_start is not None:
+            warm_start.close()  # stdout's blocking mode restored however the server ended

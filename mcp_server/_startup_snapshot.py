@@ -61,6 +61,9 @@ _KEEP = 16
 _MAX_BYTES = 512 * 1024 * 1024
 _MAX_WATCHED_FILES = 20_000
 """A tools directory this large is a mistake (say `--tools /`); stop listing rather than stall."""
+_KEY_BYTES = 32
+_SHELL_BOOKKEEPING = frozenset({"_", "OLDPWD", "PWD", "SHLVL"})
+"""Variables a shell sets as it goes, which nothing here reads: a start from another shell state is the same."""
 _CODE_MODULES = ("mcp", "mcp_types", "pydantic", "pydantic_core")
 """Whose installed files (with ours) are part of the key: an upgrade may change what the SDK answers."""
 
@@ -156,7 +159,7 @@ def snapshot_path(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> 
         "python": [sys.executable, sys.version],
         "argv": list(argv),
         "cwd": cwd,
-        "environ": dict(sorted(environ.items())),
+        "environ": {name: value for name, value in sorted(environ.items()) if name not in _SHELL_BOOKKEEPING},
         "code": _code_stats(),
         "distributions": _distributions(),
     }
@@ -165,22 +168,47 @@ def snapshot_path(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> 
 
 
 def _salt(directory: Path) -> bytes | None:
+    """The directory's key: made whole before it appears (a server starting at the same moment reads all of it
+    or none), and replaced when it is damaged (a crash while writing it in an older version, a full disk)."""
     path = directory / ".key"
     with contextlib.suppress(OSError):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not private_directory(directory):
         return None
+    data = _read_private(path, 64)
+    if data is not None and len(data) == _KEY_BYTES:
+        return data
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        pass
+        fresh = _private_temporary(path, os.urandom(_KEY_BYTES))
     except OSError:
         return None
-    else:
-        with os.fdopen(fd, "wb") as file:
-            file.write(os.urandom(32))
+    try:
+        if data is None and not os.path.lexists(path):
+            with contextlib.suppress(FileExistsError):
+                os.link(fresh, path)  # no clobber: another server's key, made meanwhile, wins
+        else:
+            os.replace(fresh, path)  # damaged, or not this user's to use: ours instead
+    except OSError:
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(fresh)
     data = _read_private(path, 64)
-    return data if data is not None and len(data) == 32 else None
+    return data if data is not None and len(data) == _KEY_BYTES else None
+
+
+def _private_temporary(path: Path, data: bytes) -> Path:
+    """A new owner-only file beside `path` holding `data` (never through a planted link)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return temporary
 
 
 def _cache_dir(environ: Mapping[str, str]) -> Path | None:
@@ -336,11 +364,8 @@ def write_snapshot(path: Path, snapshot: Snapshot) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not private_directory(path.parent):
         raise PermissionError(errno.EPERM, "not private to this user (another owner, or writable by others)")
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    temporary = _private_temporary(path, b"".join(parts))
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.writelines(parts)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):

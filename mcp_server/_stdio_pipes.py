@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import stat
 import sys
 import threading
@@ -173,9 +174,13 @@ def _same_file(a: int, b: int) -> bool:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """Blocking, even on a descriptor in non-blocking mode: the socket stdin also is, once the event loop reads it."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
 
 
 class FileWriter(LineWriter):

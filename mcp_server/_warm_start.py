@@ -96,7 +96,7 @@ class WarmStart:
             if path is None:
                 return None
             snapshot = read_snapshot(path)
-            if snapshot is not None and not snapshot.inputs.unchanged():
+            if snapshot is not None and not (snapshot.inputs.unchanged() and _answerable(1, 0)):
                 snapshot = None
             return cls(path, snapshot)
         except Exception:
@@ -125,6 +125,13 @@ class WarmStart:
         """Whether the client was sent anything from the snapshot."""
         return self._front is not None and self._front.initialize is not None
 
+    def close(self) -> None:
+        """Stop answering, when the server ends before it could take over (an error, a signal); safe after
+        `handover`. The client has had answers and sees stdin's end, as from a server that failed to start."""
+        front, self._front = self._front, None
+        if front is not None:
+            front.stop()
+
     def handover(self) -> Handover:
         """Stop answering; what the SDK must read first. Call once, before anything else reads stdin."""
         front, self._front = self._front, None
@@ -150,12 +157,13 @@ class _Front:
         self._served: list[str | None] = []
         self._blocking: bool | None = None
         self._unsent = b""
+        self._broken = False
         self.eof = False
 
     def start(self) -> None:
         # A pipe or socket is written without blocking (as the server's own writer does), so a client that sends
-        # everything before it reads anything cannot wedge this thread; a file or terminal takes writes at once.
-        self._blocking = os.get_blocking(self._stdout) if _pipe_like(self._stdout, self._stdin) else None
+        # everything before it reads anything cannot wedge this thread; a regular file takes writes at once.
+        self._blocking = os.get_blocking(self._stdout) if _answerable(self._stdout, self._stdin) != "file" else None
         if self._blocking:
             os.set_blocking(self._stdout, False)
         self._thread.start()
@@ -170,7 +178,7 @@ class _Front:
         """Read stdin and write answers as each side is ready: an answer larger than the pipe goes out as the
         client reads it, and a client that sends everything before it reads anything is still read."""
         with contextlib.suppress(Exception):  # whatever happens, what was read is handed over, unanswered
-            while not self._stop_reading.is_set():
+            while not self._stop_reading.is_set() and not self._broken:
                 if not self._answer_lines():
                     return  # a line that is not ours: it and all after it are the SDK's
                 reading = not self.eof and len(self._buffer) <= _MAX_BUFFER
@@ -235,11 +243,16 @@ class _Front:
         self._flush()
 
     def _flush(self) -> None:
-        """Write what stdout takes now (all of it when stdout blocks: a file or terminal)."""
+        """Write what stdout takes now (all of it when stdout blocks: a regular file)."""
         view = memoryview(self._unsent)
-        with contextlib.suppress(BlockingIOError):
+        try:
             while view:
                 view = view[os.write(self._stdout, view) :]
+        except BlockingIOError:
+            pass
+        except OSError:  # the client closed stdout (or a disk filled): no one reads what follows
+            self._broken = True
+            view = memoryview(b"")
         self._unsent = bytes(view)
 
     def handover(self) -> Handover:
@@ -316,12 +329,16 @@ def _plain_meta(meta: object) -> bool:
     return isinstance(token, str) or (isinstance(token, int) and not isinstance(token, bool))
 
 
-def _pipe_like(stdout: int, stdin: int) -> bool:
-    """A pipe, or a socket other than stdin's (a socket shared with stdin keeps blocking writes)."""
+def _answerable(stdout: int, stdin: int) -> str | None:
+    """`pipe` (a pipe, or a socket other than stdin's: written without blocking), `file` (a regular file:
+    blocking writes never wait on the client), or None: a terminal, or the very socket stdin is (inetd, socat),
+    whose blocking flag is shared with reading, are left to the server's own writer."""
     try:
         out, into = os.fstat(stdout), os.fstat(stdin)
     except OSError:
-        return False
+        return None
     if stat.S_ISFIFO(out.st_mode):
-        return True
-    return stat.S_ISSOCK(out.st_mode) and (out.st_dev, out.st_ino) != (into.st_dev, into.st_ino)
+        return "pipe"
+    if stat.S_ISSOCK(out.st_mode):
+        return "pipe" if (out.st_dev, out.st_ino) != (into.st_dev, into.st_ino) else None
+    return "file" if stat.S_ISREG(out.st_mode) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from mcp_server._startup_snapshot import (
     Handshake,
     Inputs,
     Snapshot,
+    _salt,
     read_snapshot,
     snapshot_path,
     tree_stats,
@@ -159,6 +161,7 @@ def test_the_key_follows_the_command_line_environment_and_directory(tmp_path: Pa
     assert snapshot_path(["serve"], dict(environ), "/x") == one
     assert snapshot_path(["serve", "--read-only"], environ, "/x") != one
     assert snapshot_path(["serve"], {**environ, "A": "2"}, "/x") != one
+    assert snapshot_path(["serve"], {**environ, "OLDPWD": "/z", "SHLVL": "3", "_": "/bin/env"}, "/x") == one
     assert snapshot_path(["serve"], environ, "/y") != one
     # The name is keyed by a random secret of the directory: the same start elsewhere has another name.
     assert (tmp_path / "c" / ".key").stat().st_mode & 0o777 == 0o600
@@ -191,3 +194,30 @@ def test_an_upgrade_changes_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     before = snapshot_path(["serve"], environ, "/")
     (site / "mcp_connectors-0.1.0.dist-info").rename(site / "mcp_connectors-0.2.0.dist-info")
     assert snapshot_path(["serve"], environ, "/") != before
+
+
+def test_a_damaged_key_is_replaced(tmp_path: Path) -> None:
+    environ = {ENV_STARTUP_CACHE: str(tmp_path / "c")}
+    (tmp_path / "c").mkdir(mode=0o700)
+    (tmp_path / "c" / ".key").write_bytes(b"")  # a crash between creating and writing it
+    first = snapshot_path(["serve"], environ, "/")
+    assert first is not None and len((tmp_path / "c" / ".key").read_bytes()) == 32
+    assert snapshot_path(["serve"], environ, "/") == first
+
+
+def test_servers_starting_at_once_agree_on_the_key(tmp_path: Path) -> None:
+    directory = tmp_path / "c"
+    barrier = threading.Barrier(8)
+    keys: list[bytes | None] = []
+
+    def make() -> None:
+        barrier.wait()
+        keys.append(_salt(directory))
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(keys)) == 1 and keys[0] is not None and len(keys[0]) == 32
+    assert [p.name for p in directory.iterdir()] == [".key"]  # no temporary file left

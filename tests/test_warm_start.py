@@ -11,7 +11,10 @@ import json
 import os
 import pty
 import select
+import shlex
+import socket
 import subprocess
+import sys
 import termios
 import threading
 from collections.abc import Iterator
@@ -452,6 +455,69 @@ def test_the_end_of_input_on_a_terminal_ends_a_warm_session(
             process.wait()
         os.close(controller)
     assert FROM_SNAPSHOT in (tmp_path / "tty.log").read_text()
+
+
+def test_stdout_is_left_blocking_when_the_server_fails_after_answering(
+    start: Any, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    server_env["MCP_CONNECTORS_AUDIT_LOG"] = str(audit)
+    first = start()
+    first.handshake_and_listing()
+    first.close()
+    audit.unlink()
+    audit.mkdir()  # the same configuration, and the audit log cannot be opened now: the start fails
+    command, args = server_command()
+    serve = " ".join(shlex.quote(part) for part in [command, *args, "--page-size", "4"])  # as `start` runs it
+    probe = f"{shlex.quote(sys.executable)} -c 'import os, sys; sys.stderr.write(f\"blocking={{os.get_blocking(1)}}\")'"
+    done = subprocess.run(
+        ["sh", "-c", f"{serve} 2>/dev/null; {probe}"],
+        input=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n",
+        capture_output=True,
+        env=server_env,
+        timeout=TIMEOUT,
+    )
+    assert json.loads(done.stdout.splitlines()[0])["id"] == 1  # answered from the snapshot, then it failed
+    assert done.stderr.decode().endswith("blocking=True")  # the shell's next command gets stdout as it was
+
+
+def test_stdin_and_stdout_one_socket_every_request_is_answered(
+    start: Any, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = start()
+    first.handshake_and_listing()
+    first.close()
+    ours, theirs = socket.socketpair()
+    command, args = server_command()
+    with (tmp_path / "socket.log").open("w") as log:
+        process = subprocess.Popen(
+            [command, *args, "--page-size", "4"],
+            stdin=theirs.fileno(),
+            stdout=theirs.fileno(),
+            stderr=log,
+            env=server_env,
+        )
+    theirs.close()
+    count = 3000
+    lines = [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})]
+    lines += [json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/list"}) for n in range(2, count + 2)]
+    writer = threading.Thread(target=ours.sendall, args=(("\n".join(lines) + "\n").encode(),))
+    writer.start()
+    received = b""
+    ours.settimeout(TIMEOUT)
+    try:
+        while received.count(b"\n") < count + 1:
+            chunk = ours.recv(1 << 20)
+            assert chunk, "the server stopped answering"
+            received += chunk
+    finally:
+        writer.join(TIMEOUT)
+        ours.close()
+        process.wait(TIMEOUT)
+    assert sorted(json.loads(line)["id"] for line in received.splitlines()) == list(range(1, count + 2))
+    log = (tmp_path / "socket.log").read_text()
+    assert "cannot be written" not in log
+    assert FROM_SNAPSHOT not in log  # a socket shared with stdin is left to the server's own writer
 
 
 def test_a_client_that_writes_everything_before_reading_is_not_wedged(start: Any) -> None:
