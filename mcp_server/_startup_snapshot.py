@@ -183,11 +183,11 @@ def _salt(directory: Path) -> bytes | None:
     except OSError:
         return None
     try:
-        if data is None and not os.path.lexists(path):
+        if data is None:
             with contextlib.suppress(FileExistsError):
                 os.link(fresh, path)  # no clobber: another server's key, made meanwhile, wins
         else:
-            os.replace(fresh, path)  # damaged, or not this user's to use: ours instead
+            os.replace(fresh, path)  # there, but damaged: ours instead
     except OSError:
         return None
     finally:
