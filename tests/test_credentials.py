@@ -304,7 +304,10 @@ async def test_hmac_signature_covers_method_path_timestamp_and_body(
     assert HMAC_KEY_ID not in json.dumps(result.value) and HMAC_SECRET not in json.dumps(result.value)
 
 
-async def test_sigv4_signature_matches_botocore(tmp_path: Path, upstream: FakeUpstream, secrets_vault: Vault) -> None:
+async def test_sigv4_signature_matches_botocore(
+    tmp_path: Path, upstream: FakeUpstream, secrets_vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import botocore.auth
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
@@ -324,7 +327,9 @@ async def test_sigv4_signature_matches_botocore(tmp_path: Path, upstream: FakeUp
     request = AWSRequest(
         method="POST", url=f"{upstream.url}{sent.raw_path}?{sent.query}", data=sent.body, headers=headers
     )
-    request.context["timestamp"] = amz_date
+    # botocore signs at its own "now": at ours instead, or a second ticking over between the two fails the test.
+    signed_at = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ")  # naive UTC, as botocore's own
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: signed_at)
     signer = SigV4Auth(Credentials(AWS_KEY_ID, AWS_SECRET), "execute-api", "eu-west-1")
     for name in list(request.headers.keys()):
         if name.lower() not in signed:
