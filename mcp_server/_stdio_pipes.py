@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 import select
-import stat
 import sys
 import threading
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -32,6 +31,8 @@ import anyio.to_thread
 from mcp.shared.message import SessionMessage
 from mcp_types import JSONRPCResponse
 
+from mcp_server._descriptors import kind, pipe_like
+
 logger = logging.getLogger("mcp_server.stdio")
 
 #: A line longer than this is dropped (the SDK answers it as unparseable input) rather than buffered
@@ -39,15 +40,6 @@ logger = logging.getLogger("mcp_server.stdio")
 MAX_LINE_BYTES = 64 * 1024 * 1024
 # Above this many bytes waiting for the client to read stdout, a writer waits (the client is slow).
 _WRITE_HIGH_WATER = 1024 * 1024
-
-
-def _kind(fd: int) -> str:
-    """`fifo`, `socket` or `other` (a regular file, a terminal, /dev/null)."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return "other"
-    return "fifo" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "other"
 
 
 class LineReader:
@@ -163,14 +155,6 @@ class ThreadWriter(LineWriter):
         if batch and not self._broken:
             with contextlib.suppress(OSError):
                 _write_all(self._fd, batch)
-
-
-def _same_file(a: int, b: int) -> bool:
-    try:
-        first, second = os.fstat(a), os.fstat(b)
-    except OSError:
-        return False
-    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -360,7 +344,7 @@ async def stdio_streams(
             reader.feed_data(prefix)
         if ended:
             reader.feed_eof()
-        elif _kind(stdin.private) in ("fifo", "socket"):
+        elif kind(stdin.private) in ("fifo", "socket"):
             read_transport, _ = await loop.connect_read_pipe(
                 lambda: asyncio.StreamReaderProtocol(reader, loop=loop), _owned_copy(stdin.private, "rb")
             )
@@ -368,13 +352,14 @@ async def stdio_streams(
             threading.Thread(target=_feed, args=(stdin.private, reader, loop), name="stdin", daemon=True).start()
             fed_by_thread = True
         sink: LineWriter
-        out_kind = _kind(stdout.private)
-        if out_kind == "fifo" or (out_kind == "socket" and not _same_file(stdin.private, stdout.private)):
+        if pipe_like(stdout.private, stdin.private):
             protocol = _WriteProtocol()
             write_transport, _ = await loop.connect_write_pipe(lambda: protocol, _owned_copy(stdout.private, "wb"))
             write_transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
             sink = PipeWriter(write_transport, protocol)
-        elif out_kind == "socket":  # the very socket we read: asyncio's pipe writer would take a request for EOF
+        elif (
+            kind(stdout.private) == "socket"
+        ):  # the very socket we read: asyncio's pipe writer would take a request for EOF
             sink = ThreadWriter(stdout.private)
         else:
             sink = FileWriter(stdout.private)

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import select
-import stat
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
+from mcp_server._descriptors import kind, pipe_like
 from mcp_server._startup_snapshot import (
     FileStats,
     Inputs,
@@ -96,7 +96,9 @@ class WarmStart:
             if path is None:
                 return None
             snapshot = read_snapshot(path)
-            if snapshot is not None and not (snapshot.inputs.unchanged() and _answerable(1, 0)):
+            # A terminal, or the socket stdin also is, gets no early answers: both are written blocking.
+            answerable = pipe_like(1, 0) or kind(1) == "file"
+            if snapshot is not None and not (snapshot.inputs.unchanged() and answerable):
                 snapshot = None
             return cls(path, snapshot)
         except Exception:
@@ -163,7 +165,7 @@ class _Front:
     def start(self) -> None:
         # A pipe or socket is written without blocking (as the server's own writer does), so a client that sends
         # everything before it reads anything cannot wedge this thread; a regular file takes writes at once.
-        self._blocking = os.get_blocking(self._stdout) if _answerable(self._stdout, self._stdin) != "file" else None
+        self._blocking = os.get_blocking(self._stdout) if pipe_like(self._stdout, self._stdin) else None
         if self._blocking:
             os.set_blocking(self._stdout, False)
         self._thread.start()
@@ -327,18 +329,3 @@ def _plain_meta(meta: object) -> bool:
         return False
     token: object = cast(dict[str, Any], meta).get("progressToken", 0)
     return isinstance(token, str) or (isinstance(token, int) and not isinstance(token, bool))
-
-
-def _answerable(stdout: int, stdin: int) -> str | None:
-    """`pipe` (a pipe, or a socket other than stdin's: written without blocking), `file` (a regular file:
-    blocking writes never wait on the client), or None: a terminal, or the very socket stdin is (inetd, socat),
-    whose blocking flag is shared with reading, are left to the server's own writer."""
-    try:
-        out, into = os.fstat(stdout), os.fstat(stdin)
-    except OSError:
-        return None
-    if stat.S_ISFIFO(out.st_mode):
-        return "pipe"
-    if stat.S_ISSOCK(out.st_mode):
-        return "pipe" if (out.st_dev, out.st_ino) != (into.st_dev, into.st_ino) else None
-    return "file" if stat.S_ISREG(out.st_mode) else None
