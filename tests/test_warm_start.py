@@ -31,6 +31,7 @@ from tests._upstream import FakeUpstream
 from tests.conftest import SECRET, server_command
 
 INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+INIT_LINE = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n"
 FROM_SNAPSHOT = "from the start-up snapshot"
 TIMEOUT = 60.0
 
@@ -118,6 +119,19 @@ def start(server_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+
+
+def write_snapshot_with(start: Any) -> None:
+    """A first start, walked to the end of the listing: it writes the snapshot the next start answers from."""
+    first = start()
+    first.handshake_and_listing()
+    first.close()
+
+
+def initialize_then_listings(count: int) -> bytes:
+    """`initialize` (id 1) and `count` page requests (ids 2 onwards), sent before any answer is read."""
+    lines = [json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/list"}) for n in range(2, count + 2)]
+    return INIT_LINE + ("\n".join(lines) + "\n").encode()
 
 
 def snapshots(startup_cache: Path) -> list[Path]:
@@ -209,9 +223,7 @@ def test_a_change_its_file_stats_hide_is_corrected_with_list_changed(
 
 
 def test_other_initialize_params_are_left_to_the_sdk_and_then_recorded(start: Any) -> None:
-    first = start()
-    first.handshake_and_listing()
-    first.close()
+    write_snapshot_with(start)
     other = {**INIT, "clientInfo": {"name": "raw", "version": "2"}}
     second = start()
     answered = second.handshake_and_listing(other)
@@ -224,9 +236,7 @@ def test_other_initialize_params_are_left_to_the_sdk_and_then_recorded(start: An
 
 
 def test_a_request_it_cannot_answer_goes_to_the_sdk_in_order(start: Any, upstream: FakeUpstream) -> None:
-    first = start()
-    first.handshake_and_listing()
-    first.close()
+    write_snapshot_with(start)
     second = start()
     initialize = json.loads(second.request(1, "initialize", INIT))
     assert initialize["result"]["serverInfo"]["name"] == "mcp-connectors"
@@ -399,7 +409,7 @@ def test_a_listing_request_the_sdk_might_read_otherwise_is_handed_over(
     try:
         os.write(
             pipes.client_out,
-            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n",
+            INIT_LINE,
         )
         os.write(pipes.client_out, request)
         assert read_available(pipes.server_out_read).count(b"\n") == 1  # the initialize answer only
@@ -415,7 +425,7 @@ def test_the_end_of_stdin_is_handed_over(recorded: tuple[Path, list[bytes]]) -> 
     try:
         os.write(
             pipes.client_out,
-            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n",
+            INIT_LINE,
         )
         os.close(pipes.client_out)
         assert read_available(pipes.server_out_read).count(b"\n") == 1
@@ -429,9 +439,7 @@ def test_the_end_of_stdin_is_handed_over(recorded: tuple[Path, list[bytes]]) -> 
 def test_the_end_of_input_on_a_terminal_ends_a_warm_session(
     start: Any, server_env: dict[str, str], tmp_path: Path
 ) -> None:
-    first = start()
-    first.handshake_and_listing()
-    first.close()
+    write_snapshot_with(start)
     controller, terminal = pty.openpty()
     attributes = termios.tcgetattr(terminal)
     attributes[3] &= ~termios.ECHO  # the typed line is not echoed back into the terminal
@@ -462,9 +470,7 @@ def test_stdout_is_left_blocking_when_the_server_fails_after_answering(
 ) -> None:
     audit = tmp_path / "audit.jsonl"
     server_env["MCP_CONNECTORS_AUDIT_LOG"] = str(audit)
-    first = start()
-    first.handshake_and_listing()
-    first.close()
+    write_snapshot_with(start)
     audit.unlink()
     audit.mkdir()  # the same configuration, and the audit log cannot be opened now: the start fails
     command, args = server_command()
@@ -472,7 +478,7 @@ def test_stdout_is_left_blocking_when_the_server_fails_after_answering(
     probe = f"{shlex.quote(sys.executable)} -c 'import os, sys; sys.stderr.write(f\"blocking={{os.get_blocking(1)}}\")'"
     done = subprocess.run(
         ["sh", "-c", f"{serve} 2>/dev/null; {probe}"],
-        input=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n",
+        input=INIT_LINE,
         capture_output=True,
         env=server_env,
         timeout=TIMEOUT,
@@ -484,9 +490,7 @@ def test_stdout_is_left_blocking_when_the_server_fails_after_answering(
 def test_stdin_and_stdout_one_socket_every_request_is_answered(
     start: Any, server_env: dict[str, str], tmp_path: Path
 ) -> None:
-    first = start()
-    first.handshake_and_listing()
-    first.close()
+    write_snapshot_with(start)
     ours, theirs = socket.socketpair()
     command, args = server_command()
     with (tmp_path / "socket.log").open("w") as log:
@@ -499,9 +503,7 @@ def test_stdin_and_stdout_one_socket_every_request_is_answered(
         )
     theirs.close()
     count = 3000
-    lines = [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})]
-    lines += [json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/list"}) for n in range(2, count + 2)]
-    writer = threading.Thread(target=ours.sendall, args=(("\n".join(lines) + "\n").encode(),))
+    writer = threading.Thread(target=ours.sendall, args=(initialize_then_listings(count),))
     writer.start()
     received = b""
     ours.settimeout(TIMEOUT)
@@ -521,14 +523,10 @@ def test_stdin_and_stdout_one_socket_every_request_is_answered(
 
 
 def test_a_client_that_writes_everything_before_reading_is_not_wedged(start: Any) -> None:
-    first = start()
-    first.handshake_and_listing()
-    first.close()
+    write_snapshot_with(start)
     second = start()
     count = 4000
-    lines = [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})]
-    lines += [json.dumps({"jsonrpc": "2.0", "id": n, "method": "tools/list"}) for n in range(2, count + 2)]
-    payload = ("\n".join(lines) + "\n").encode()
+    payload = initialize_then_listings(count)
     assert len(payload) > 200_000  # far more than a pipe holds, and the answers are larger still
     writer = threading.Thread(target=second.process.stdin.write, args=(payload,))  # type: ignore[union-attr]
     writer.start()
@@ -545,7 +543,7 @@ def test_a_page_it_does_not_hold_stops_it_after_the_pages_it_answered(recorded: 
     try:
         os.write(
             pipes.client_out,
-            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT}).encode() + b"\n",
+            INIT_LINE,
         )
         os.write(pipes.client_out, b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
         os.write(pipes.client_out, b'{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}\n')
