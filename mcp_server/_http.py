@@ -7,8 +7,10 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server.lowlevel.server import Server
 from mcp.server.sse import SseServerTransport
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -32,6 +34,7 @@ from mcp_server._pipeline import Pipeline
 from mcp_server._rest import RestApi, rest_error
 from mcp_server._security import HostOriginGuard
 from mcp_server._server import build_server
+from mcp_server._sse_fastpath import SseSession, SseSessions, SseToolCalls, owner_of
 from mcp_server._streams import StreamLimit
 from mcp_server._webhooks import WebhookEndpoints
 from mcp_server._wire import WireGuard
@@ -44,11 +47,21 @@ _ERROR_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: 
 class _SseEndpoint:
     """GET /sse: one legacy HTTP+SSE session per connection, served by the same MCP handlers."""
 
-    def __init__(self, server: Server[Any], transport: SseServerTransport, drain: Drain, *, enabled: bool) -> None:
+    def __init__(
+        self,
+        server: Server[Any],
+        transport: SseServerTransport,
+        drain: Drain,
+        *,
+        enabled: bool,
+        sessions: SseSessions | None = None,
+    ) -> None:
         self._server = server
         self._transport = transport
         self._drain = drain
         self._enabled = enabled
+        self._sessions = sessions
+        """Where the SSE fast path (`_sse_fastpath`) learns of each session; None when it is off."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._enabled:
@@ -59,9 +72,22 @@ class _SseEndpoint:
             await rest_error(405, "bad_request", "Use GET to open the SSE stream")(scope, receive, send)
             return
 
+        sessions = self._sessions
+        session = SseSession(owner_of(scope))
+
         async def serve() -> None:
-            async with self._transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
-                await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
+            watched = send if sessions is None else sessions.watch(session, send)
+            async with (
+                self._transport.connect_sse(scope, receive, watched) as (read_stream, write_stream),
+                anyio.create_task_group() as calls,  # the calls the fast path takes; they end with the session
+            ):
+                session.write_stream, session.calls = write_stream, calls
+                try:
+                    await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
+                finally:
+                    if sessions is not None:
+                        sessions.forget(session)
+                    calls.cancel_scope.cancel()
 
         await self._drain.sse_session(serve)  # counted in /metrics, and ended by a graceful shutdown
 
@@ -102,13 +128,26 @@ def build_http_app(
     )
     # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
     session_manager = ops.session_manager(server)
-    sse_transport = SseServerTransport("/messages/")
+    # No security settings: HostOriginGuard checks Host/Origin on every route (the SDK's check stays off).
+    sse_transport = SseServerTransport("/messages/", None, DEFAULT_MAX_REQUEST_BODY_SIZE)
     mcp_endpoint: Any = session_manager.asgi_app
-    if settings.http_fast_path:  # tools/call without the SDK's per-request machinery: 2026-07-28, then sessions
+    messages_endpoint: Any = sse_transport.handle_post_message
+    sse_sessions: SseSessions | None = None
+    if settings.http_fast_path:  # tools/call without the SDK's per-request machinery: 2026-07-28, sessions, SSE
         connections = SessionConnections()
+        sse_sessions = SseSessions()
         server.add_bookkeeping(connections)
+        server.add_bookkeeping(sse_sessions)
         mcp_endpoint = ModernToolCalls(server, session_manager, session_manager.asgi_app)
         mcp_endpoint = SessionToolCalls(server, session_manager, connections, mcp_endpoint)
+        messages_endpoint = SseToolCalls(
+            server,
+            sse_sessions,
+            messages_endpoint,
+            security_settings=None,
+            max_request_body_size=DEFAULT_MAX_REQUEST_BODY_SIZE,
+        )
+    sse_endpoint = _SseEndpoint(server, sse_transport, ops.drain, enabled=not settings.stateless, sessions=sse_sessions)
     rest = RestApi(pipeline, access, local)
     webhooks = WebhookEndpoints(local, access, pipeline, open_vault(settings), environ=settings.environ)
 
@@ -132,8 +171,8 @@ def build_http_app(
 
     routes: list[Route | Mount] = [
         Route("/mcp", endpoint=mcp_endpoint),
-        Route("/sse", endpoint=_SseEndpoint(server, sse_transport, ops.drain, enabled=not settings.stateless)),
-        Mount("/messages/", app=sse_transport.handle_post_message),
+        Route("/sse", endpoint=sse_endpoint),
+        Mount("/messages/", app=messages_endpoint),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/ready", ops.readiness.ready, methods=["GET"]),

@@ -45,7 +45,6 @@ import asyncio
 import logging
 from typing import Any, Final
 
-import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -57,13 +56,8 @@ from mcp.server.streamable_http import (
 )
 from mcp.server.transport_security import TransportSecurityMiddleware
 from mcp.shared.dispatcher import coerce_request_id
-from mcp.shared.exceptions import MCPError
-from mcp.shared.jsonrpc_dispatcher import (
-    cancelled_request_id_from_params,
-    handler_exception_to_error_data,
-    progress_token_from_params,
-)
-from mcp_types import jsonrpc_message_adapter, methods
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
+from mcp_types import jsonrpc_message_adapter
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -72,6 +66,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_server._changes import ConnectorServer
 from mcp_server._http_fastpath import PING, SSE_WINDOW_SECONDS, read_request_body, untraced
 from mcp_server._ops import SessionManager
+from mcp_server._session_calls import Answer, Running, answer_call, call_params
 from mcp_server._wire import replay_body
 
 __all__ = ["SessionConnections", "SessionToolCalls"]
@@ -81,8 +76,6 @@ logger = logging.getLogger(__name__)
 _VERSION_HEADER: Final = b"mcp-protocol-version"
 _SESSION_HEADER: Final = MCP_SESSION_ID_HEADER.lower().encode("latin-1")
 _HANDSHAKE: Final = frozenset(v.encode("latin-1") for v in HANDSHAKE_PROTOCOL_VERSIONS)
-
-_Answer = types.JSONRPCResponse | types.JSONRPCError
 
 
 class SessionConnections:
@@ -129,16 +122,6 @@ class _Call:
         self.params = params
 
 
-class _Running:
-    """A call in flight here: its cancel scope, and whether the client cancelled it (else its session ended)."""
-
-    __slots__ = ("by_client", "cancel")
-
-    def __init__(self) -> None:
-        self.cancel = anyio.CancelScope()
-        self.by_client = False
-
-
 class SessionToolCalls:
     """The `/mcp` ASGI app: session `tools/call` answered here, everything else by `app`. See the module docstring."""
 
@@ -155,7 +138,7 @@ class SessionToolCalls:
         self.sse_window = SSE_WINDOW_SECONDS
         self.answered = 0
         """Calls answered here rather than by the SDK (tests read it; it is not a metric)."""
-        self._in_flight: dict[tuple[str, types.RequestId], _Running] = {}
+        self._in_flight: dict[tuple[str, types.RequestId], Running] = {}
         self.enabled = server.may_answer_calls_directly()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -218,20 +201,10 @@ class SessionToolCalls:
         if transport.idle_scope is not None and transport.idle_scope.cancel_called:
             return None
         connection = self._connections.get(session_id)
-        if connection is None or not connection.initialize_accepted:
+        params = call_params(self._server, message, connection)
+        if params is None or connection is None:
             return None
-        params = message.params
-        if progress_token_from_params(params) is not None:
-            return None
-        if self._server.live_direct_call() is None:
-            return None
-        version = connection.protocol_version
-        try:
-            methods.validate_client_request("tools/call", version, params)
-            typed = types.CallToolRequestParams.model_validate({} if params is None else params, by_name=False)
-        except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
-            return None
-        return _Call(request, message.id, session_id, transport, version, typed)
+        return _Call(request, message.id, session_id, transport, connection.protocol_version, params)
 
     def _cancel_if_ours(self, request: Request, session_id: str, message: types.JSONRPCMessage) -> None:
         """A `notifications/cancelled` from the session's own client naming a call in flight here cancels it,
@@ -258,9 +231,9 @@ class SessionToolCalls:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         key = (call.session_id, coerce_request_id(call.request_id))
-        running = self._in_flight[key] = _Running()
+        running = self._in_flight[key] = Running()
         pinger = asyncio.get_running_loop().create_task(_ping(send, self.sse_window))
-        answer: _Answer | None = None
+        answer: Answer | None = None
         try:
             with self._manager.serving(call.session_id, call.transport, running.cancel), running.cancel:
                 answer = await self._answer(call)
@@ -281,25 +254,9 @@ class SessionToolCalls:
         except OSError:
             logger.debug("the client went away before the answer", exc_info=True)
 
-    async def _answer(self, call: _Call) -> _Answer:
-        """Run the call; the JSON-RPC answer the SDK's dispatcher would write for it."""
+    async def _answer(self, call: _Call) -> Answer:
         assert self._direct is not None  # _checked returned a call only with a direct handler
-        try:
-            principal = self._direct.access.principal(call.request)
-            result = await self._direct.call(principal, call.params, None)
-            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-            try:
-                shaped = methods.serialize_server_result("tools/call", call.version, dumped)
-            except ValidationError:
-                logger.exception("handler for 'tools/call' returned an invalid result")
-                raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
-            return types.JSONRPCResponse(jsonrpc="2.0", id=call.request_id, result=shaped)
-        except Exception as exc:
-            error = handler_exception_to_error_data(exc)
-            if error is None:
-                logger.exception("handler for 'tools/call' raised")
-                error = types.ErrorData(code=0, message=str(exc))  # the SDK dispatcher's catch-all, kept as is
-            return types.JSONRPCError(jsonrpc="2.0", id=call.request_id, error=error)
+        return await answer_call(self._direct, call.request, call.request_id, call.version, call.params)
 
 
 def _is_json(content_type: str) -> bool:
@@ -307,7 +264,7 @@ def _is_json(content_type: str) -> bool:
     return any(part.strip() == "application/json" for part in content_type.split(";")[0].split(","))
 
 
-def _event(answer: _Answer) -> bytes:
+def _event(answer: Answer) -> bytes:
     """One SSE `message` event, as the SDK's transport dumps a response into it."""
     return f"event: message\r\ndata: {answer.model_dump_json(by_alias=True, exclude_unset=True)}\r\n\r\n".encode()
 

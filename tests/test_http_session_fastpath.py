@@ -27,8 +27,8 @@ from mcp_server._config import Settings
 from mcp_server._http import build_http_app
 from mcp_server._http_session_fastpath import SessionToolCalls
 from mcp_server._pipeline import Pipeline
+from tests._fastpath import ANSWERED, call, cancellation, fast_path
 from tests._fastpath import both_ways as compare_both_ways
-from tests._fastpath import fast_path
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import AppThread, FakeUpstream
 from tests.conftest import PASSPHRASE
@@ -93,13 +93,6 @@ def session(served: InProcessServer) -> dict[str, str]:
     return served.open_session()
 
 
-def call(name: str, arguments: Any = None, request_id: Any = 1, **extra: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {"name": name}
-    if arguments is not None:
-        params["arguments"] = arguments
-    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params, **extra}
-
-
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -130,24 +123,6 @@ def both_ways(served: InProcessServer, body: bytes | dict[str, Any], headers: di
 
 
 # -- the calls it answers: the SDK's bytes ------------------------------------------------------------
-
-ANSWERED = [
-    pytest.param(call("echo_get_item", {"item_id": "42", "verbose": True, "tags": ["a", "b"]}), id="json-result"),
-    pytest.param(call("echo_get_item", {"item_id": "ünïcødé ✓ 日本"}, request_id="str-id"), id="unicode-string-id"),
-    pytest.param(call("echo_create_item", {"title": "x", "count": 3}, request_id=2**53 + 1), id="post-big-id"),
-    pytest.param(call("echo_text"), id="text-result"),
-    pytest.param(call("echo_empty", {}), id="empty-result"),
-    pytest.param(call("echo_fail", {"code": 404}), id="upstream-404-tool-error"),
-    pytest.param(call("echo_fail", {"code": 500}), id="upstream-500-tool-error"),
-    pytest.param(call("echo_get_item", {"item_id": "1", "limit": 1000}), id="invalid-argument-tool-error"),
-    pytest.param(call("echo_get_item", {}), id="missing-argument-tool-error"),
-    pytest.param(call("echo_get_item", {"item_id": "1", "limit": "ünï ✓"}), id="non-ascii-in-error"),
-    pytest.param(call("echo_create_item", {"title": "日本 ✓", "count": 1}), id="non-ascii-upstream-body"),
-    pytest.param(call("missing_whoami"), id="missing-secret-tool-error"),
-    pytest.param(call("no_such_tool", {"a": 1}), id="unknown-tool-jsonrpc-error"),
-    pytest.param(call("keyhdr_whoami", {}), id="secret-in-header"),
-    pytest.param(call("echo_get_item", {"item_id": "1"}, request_id=0), id="id-zero"),
-]
 
 
 @pytest.mark.parametrize("message", ANSWERED)
@@ -291,10 +266,6 @@ def during_slow_call(
             return await running
 
     return asyncio.run(go())
-
-
-def cancellation(request_id: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])

@@ -1,0 +1,255 @@
+"""Legacy HTTP+SSE `tools/call` without the SDK's dispatcher.
+
+Why (profile in docs/benchmarks/changes.md, step 22): on the legacy transport a POST to `/messages/` is parsed by
+the SDK's transport, which answers `202` and hands the message to the session's read stream; the session's
+dispatcher spawns a task for it, the runner and its middleware chain run the handler, and the answer goes back
+through the session's write stream to the `GET /sse` response. The bare SDK server spends about 0.9 ms of CPU per
+call on this transport, most of it outside its handler.
+
+`SseSessions` knows each session `_http._SseEndpoint` serves: the id the SDK's transport gave it (read from the
+`endpoint` event that tells the client where to post), the credential that opened it, the write stream its
+answers go out on, a task group for the calls taken here, and, once a request of the session has passed the SDK's
+path, its `Connection` (`SseSessions` is also the bookkeeping middleware that remembers it).
+
+`SseToolCalls` is the `/messages/` app in front of the SDK's `SseServerTransport.handle_post_message`. It takes a
+POST only when every check the SDK's path makes holds, judged with the SDK's functions and in its order: the body
+size, the transport-security check, a `session_id` the SDK parses (`UUID(hex=...)`) naming a session served here,
+the same credential as the one that opened it (the SDK's `authorization_context`), one JSON-RPC message parsed by
+the SDK's adapter; then `_session_calls.call_params` (a `tools/call` the SDK would run on that connection). It
+answers `202 Accepted` as the SDK's transport does, runs the call in the session's task group, and sends the
+answer on the session's write stream as the SDK's dispatcher sends it (a `SessionMessage`), so the `message` event
+is still written by the SDK's transport.
+
+What the SDK's dispatcher does around a request and this keeps: a `notifications/cancelled` from the session's
+own client naming a call in flight here (ids correlated as the dispatcher does, "7" and 7 alike) cancels it and
+nothing is written for it; a session that ends (its `GET` closed, or the drain) cancels its calls, each answered
+with the dispatcher's `Connection closed` error if the stream still takes it (within 1 s, as the dispatcher).
+One difference: the POST's access log line is written when the call is taken, as before, but the call's own
+log line may come first.
+
+Everything else goes to the SDK's transport with the body replayed: other methods, notifications, the requests of
+a session before its connection is known here, any failed check (so every error answer is the SDK's), a request
+asking for progress, `--stateless` (no SSE at all) and a process with an OpenTelemetry tracer provider installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Final
+from uuid import UUID
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.shared._context_streams import ContextSendStream
+from mcp.shared.dispatcher import coerce_request_id
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
+from mcp.shared.message import SessionMessage
+from mcp_types import CONNECTION_CLOSED, jsonrpc_message_adapter
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_server._changes import ConnectorServer
+from mcp_server._http_fastpath import read_request_body, untraced
+from mcp_server._session_calls import Answer, Running, answer_call, call_params
+from mcp_server._wire import replay_body
+
+__all__ = ["SseSession", "SseSessions", "SseToolCalls"]
+
+logger = logging.getLogger(__name__)
+
+_SCOPE_KEY: Final = "mcp_connectors.sse_session"
+"""Where `SseToolCalls` leaves a POST's session for `SseSessions` to find in the SDK's `ctx.request`."""
+
+_ENDPOINT: Final = re.compile(rb"event: endpoint\r\ndata: [^\r\n]*[?&]session_id=([0-9a-f]{32})\r\n")
+_CLOSED_WRITE_SECONDS: Final = 1.0  # the SDK dispatcher's bound on its shutdown answer
+
+
+def owner_of(scope: Scope) -> AuthorizationContext | None:
+    """The credential behind a request, as the SDK's SSE transport compares it."""
+    user = scope.get("user")
+    return authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+
+
+class SseSession:
+    """One legacy SSE session, as far as the fast path needs it."""
+
+    __slots__ = ("calls", "connection", "id", "in_flight", "owner", "write_stream")
+
+    def __init__(self, owner: AuthorizationContext | None) -> None:
+        self.owner = owner
+        self.id: UUID | None = None
+        self.write_stream: ContextSendStream[SessionMessage] | None = None
+        self.calls: TaskGroup | None = None
+        self.connection: Connection | None = None
+        self.in_flight: dict[types.RequestId, Running] = {}
+
+
+class SseSessions:
+    """The SSE sessions being served, by the id the SDK's transport gave them; also the bookkeeping middleware
+    that learns each one's `Connection`."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[UUID, SseSession] = {}
+
+    def get(self, session_id: UUID) -> SseSession | None:
+        return self._by_id.get(session_id)
+
+    def watch(self, session: SseSession, send: Send) -> Send:
+        """`send` for the `GET /sse` response, which learns the session's id from its first (`endpoint`) event."""
+
+        async def watching(message: Message) -> None:
+            if session.id is None and message["type"] == "http.response.body":
+                found = _ENDPOINT.search(message.get("body", b""))
+                if found is not None:
+                    session.id = UUID(hex=found.group(1).decode("ascii"))
+                    self._by_id[session.id] = session
+            await send(message)
+
+        return watching
+
+    def forget(self, session: SseSession) -> None:
+        if session.id is not None and self._by_id.get(session.id) is session:
+            del self._by_id[session.id]
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        request = ctx.request
+        session = request.scope.get(_SCOPE_KEY) if isinstance(request, Request) else None
+        if isinstance(session, SseSession) and session.connection is None:
+            # The SDK (2.3) offers no public handle on a request's connection; its session proxy keeps it here.
+            connection = getattr(ctx.session, "_connection", None)
+            if isinstance(connection, Connection):
+                session.connection = connection
+        return await call_next(ctx)
+
+
+class SseToolCalls:
+    """The `/messages/` ASGI app: `tools/call` of known sessions answered here, everything else by `app`."""
+
+    def __init__(
+        self,
+        server: ConnectorServer,
+        sessions: SseSessions,
+        app: ASGIApp,
+        *,
+        security_settings: TransportSecuritySettings | None,
+        max_request_body_size: int,
+    ) -> None:
+        self._server = server
+        self._sessions = sessions
+        self.app = app
+        """The SDK's `handle_post_message`: everything not answered here goes to it."""
+        self._security = TransportSecurityMiddleware(security_settings)
+        self._max_body = max_request_body_size
+        self.answered = 0
+        """Calls answered here rather than by the SDK (tests read it; it is not a metric)."""
+        self.enabled = server.may_answer_calls_directly()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.enabled or scope["type"] != "http" or scope["method"] != "POST" or not untraced():
+            await self.app(scope, receive, send)
+            return
+        body = await read_request_body(receive)
+        if body is None:
+            return  # the client went away mid-body; WireGuard normally sees to this first
+        replay = replay_body(body, receive)
+        request = Request(scope, replay)
+        session = await self._session(request, body)
+        if session is None:
+            await self.app(scope, replay, send)
+            return
+        scope[_SCOPE_KEY] = session  # for `SseSessions` to learn the connection, should the SDK take it
+        message = _parsed(body)
+        params = call_params(self._server, message, session.connection) if message is not None else None
+        if params is None or session.calls is None or session.write_stream is None:
+            if message is not None:
+                _cancel_if_ours(session, message)
+            await self.app(scope, replay, send)
+            return
+        assert isinstance(message, types.JSONRPCRequest)  # call_params took only a request
+        direct = self._server.live_direct_call()
+        assert direct is not None  # call_params took the call only with the direct handler in place
+        self.answered += 1
+        await Response("Accepted", status_code=202)(scope, replay, send)
+        version = session.connection.protocol_version if session.connection is not None else ""
+        session.calls.start_soon(self._run, session, request, message.id, version, params)
+
+    async def _session(self, request: Request, body: bytes) -> SseSession | None:
+        """The session a POST names, once the checks the SDK's transport makes before parsing pass; else None."""
+        if len(body) > self._max_body:
+            return None
+        if await self._security.validate_request(request, is_post=True) is not None:
+            return None
+        named = request.query_params.get("session_id")
+        if named is None:
+            return None
+        try:
+            session_id = UUID(hex=named)
+        except ValueError:
+            return None
+        session = self._sessions.get(session_id)
+        if session is None or owner_of(request.scope) != session.owner:
+            return None
+        return session
+
+    async def _run(
+        self,
+        session: SseSession,
+        request: Request,
+        request_id: types.RequestId,
+        version: str,
+        params: types.CallToolRequestParams,
+    ) -> None:
+        direct = self._server.direct_call
+        assert direct is not None
+        key = coerce_request_id(request_id)
+        running = session.in_flight[key] = Running()
+        result: Answer | None = None
+        try:
+            with running.cancel:
+                result = await answer_call(direct, request, request_id, version, params)
+        except anyio.get_cancelled_exc_class():
+            if not running.by_client:  # the session ended: the dispatcher's shutdown answer, if it still goes out
+                closed = types.ErrorData(code=CONNECTION_CLOSED, message="Connection closed")
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSED_WRITE_SECONDS):
+                    await _send(session, types.JSONRPCError(jsonrpc="2.0", id=request_id, error=closed))
+            raise
+        finally:
+            if session.in_flight.get(key) is running:
+                del session.in_flight[key]
+        if result is not None and not running.by_client:  # nothing is written for a call its client cancelled
+            await _send(session, result)
+
+
+def _parsed(body: bytes) -> types.JSONRPCMessage | None:
+    try:
+        return jsonrpc_message_adapter.validate_json(body, by_name=False)
+    except ValidationError:
+        return None
+
+
+def _cancel_if_ours(session: SseSession, message: types.JSONRPCMessage) -> None:
+    """A `notifications/cancelled` naming a call in flight here cancels it, as the SDK's dispatcher would (the
+    notification still goes on to the SDK, which answers the POST)."""
+    if not isinstance(message, types.JSONRPCNotification) or message.method != "notifications/cancelled":
+        return
+    request_id = cancelled_request_id_from_params(message.params)
+    running = session.in_flight.get(coerce_request_id(request_id)) if request_id is not None else None
+    if running is not None:
+        running.by_client = True
+        running.cancel.cancel()
+
+
+async def _send(session: SseSession, answer: Answer) -> None:
+    assert session.write_stream is not None
+    try:
+        await session.write_stream.send(SessionMessage(message=answer))
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        logger.debug("dropped the answer to %r: the session's stream is closed", answer.id)
