@@ -50,6 +50,9 @@ def cancellation(request_id: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}}
 
 
+# What a 2026-07-28 request carries in `_meta`; a handshake-era session's SDK loop refuses it.
+MODERN_ENVELOPE = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
+
 # The calls the handshake-era fast paths answer: each must be the SDK's answer, byte for byte.
 ANSWERED = [
     pytest.param(call("echo_get_item", {"item_id": "42", "verbose": True, "tags": ["a", "b"]}), id="json-result"),

@@ -27,7 +27,7 @@ from mcp_server._config import Settings
 from mcp_server._http import build_http_app
 from mcp_server._http_session_fastpath import SessionToolCalls
 from mcp_server._pipeline import Pipeline
-from tests._fastpath import ANSWERED, call, cancellation, fast_path
+from tests._fastpath import ANSWERED, MODERN_ENVELOPE, call, cancellation, fast_path
 from tests._fastpath import both_ways as compare_both_ways
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import AppThread, FakeUpstream
@@ -171,6 +171,11 @@ DELEGATED = [
         {**call("echo_get_item"), "params": {"name": "echo_get_item", "arguments": {}, "_meta": {"progressToken": 7}}},
         {},
         id="progress-token",
+    ),
+    pytest.param(
+        {**call("echo_get_item"), "params": {"name": "echo_get_item", "arguments": {}, "_meta": MODERN_ENVELOPE}},
+        {},
+        id="modern-envelope",
     ),
     pytest.param(call("echo_get_item", {"item_id": "1"}), {"Accept": "application/json"}, id="accept-json-only"),
     pytest.param(call("echo_get_item", {"item_id": "1"}), {"Content-Type": "APPLICATION/JSON"}, id="content-type"),

@@ -35,7 +35,7 @@ from mcp_server._config import Settings
 from mcp_server._http import build_http_app
 from mcp_server._pipeline import Pipeline
 from mcp_server._sse_fastpath import SseToolCalls
-from tests._fastpath import ANSWERED, call, cancellation, fast_path
+from tests._fastpath import ANSWERED, MODERN_ENVELOPE, call, cancellation, fast_path
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import AppThread, FakeUpstream
 from tests.conftest import PASSPHRASE
@@ -259,7 +259,6 @@ def test_client_tokens_and_the_session_owner_hold(served: InProcessServer, vault
 
 # -- what it leaves to the SDK: the SDK's own answers -------------------------------------------------
 
-ENVELOPE = {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}
 DELEGATED = [
     pytest.param({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, None, {}, id="tools-list"),
     pytest.param(cancellation(99), None, {}, id="note"),
@@ -270,7 +269,7 @@ DELEGATED = [
         id="progress-token",
     ),
     pytest.param(
-        {**call("echo_get_item"), "params": {"name": "echo_get_item", "arguments": {}, "_meta": ENVELOPE}},
+        {**call("echo_get_item"), "params": {"name": "echo_get_item", "arguments": {}, "_meta": MODERN_ENVELOPE}},
         None,
         {},
         id="modern-envelope",
