@@ -77,17 +77,15 @@ class _SseEndpoint:
 
         async def serve() -> None:
             watched = send if sessions is None else sessions.watch(session, send)
-            async with (
-                self._transport.connect_sse(scope, receive, watched) as (read_stream, write_stream),
-                anyio.create_task_group() as calls,  # the calls the fast path takes; they end with the session
-            ):
-                session.write_stream, session.calls = write_stream, calls
+            async with self._transport.connect_sse(scope, receive, watched) as (read_stream, write_stream):
+                session.write_stream = write_stream
                 try:
                     await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
                 finally:
                     if sessions is not None:
                         sessions.forget(session)
-                    calls.cancel_scope.cancel()
+                    with anyio.CancelScope(shield=True):  # a drain cancels this task; its calls end first
+                        await session.end()
 
         await self._drain.sse_session(serve)  # counted in /metrics, and ended by a graceful shutdown
 

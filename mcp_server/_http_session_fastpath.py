@@ -45,6 +45,7 @@ import asyncio
 import logging
 from typing import Any, Final
 
+import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -66,7 +67,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_server._changes import ConnectorServer
 from mcp_server._http_fastpath import PING, SSE_WINDOW_SECONDS, read_request_body, untraced
 from mcp_server._ops import SessionManager
-from mcp_server._session_calls import Answer, Running, answer_call, call_params
+from mcp_server._session_calls import Answer, answer_call, call_params
 from mcp_server._wire import replay_body
 
 __all__ = ["SessionConnections", "SessionToolCalls"]
@@ -122,6 +123,16 @@ class _Call:
         self.params = params
 
 
+class _Running:
+    """A call in flight here: its cancel scope, and whether the client cancelled it (else its session ended)."""
+
+    __slots__ = ("by_client", "cancel")
+
+    def __init__(self) -> None:
+        self.cancel = anyio.CancelScope()
+        self.by_client = False
+
+
 class SessionToolCalls:
     """The `/mcp` ASGI app: session `tools/call` answered here, everything else by `app`. See the module docstring."""
 
@@ -138,7 +149,7 @@ class SessionToolCalls:
         self.sse_window = SSE_WINDOW_SECONDS
         self.answered = 0
         """Calls answered here rather than by the SDK (tests read it; it is not a metric)."""
-        self._in_flight: dict[tuple[str, types.RequestId], Running] = {}
+        self._in_flight: dict[tuple[str, types.RequestId], _Running] = {}
         self.enabled = server.may_answer_calls_directly()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -231,7 +242,7 @@ class SessionToolCalls:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         key = (call.session_id, coerce_request_id(call.request_id))
-        running = self._in_flight[key] = Running()
+        running = self._in_flight[key] = _Running()
         pinger = asyncio.get_running_loop().create_task(_ping(send, self.sse_window))
         answer: Answer | None = None
         try:

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import mcp_types as types
 from mcp.server.connection import Connection
 from mcp.shared.exceptions import MCPError
@@ -29,22 +28,11 @@ from mcp_server._changes import ConnectorServer
 if TYPE_CHECKING:
     from mcp_server._server import DirectCall
 
-__all__ = ["Answer", "Running", "answer_call", "call_params"]
+__all__ = ["Answer", "answer_call", "call_params"]
 
 logger = logging.getLogger(__name__)
 
 Answer = types.JSONRPCResponse | types.JSONRPCError
-
-
-class Running:
-    """A call in flight on a fast path: its cancel scope, and whether its client cancelled it (else its session
-    ended)."""
-
-    __slots__ = ("by_client", "cancel")
-
-    def __init__(self) -> None:
-        self.cancel = anyio.CancelScope()
-        self.by_client = False
 
 
 def call_params(

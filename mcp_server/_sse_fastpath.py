@@ -34,14 +34,16 @@ asking for progress, `--stateless` (no SSE at all) and a process with an OpenTel
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import Coroutine
 from typing import Any, Final
 from uuid import UUID
 
 import anyio
 import mcp_types as types
-from anyio.abc import TaskGroup
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -53,12 +55,11 @@ from mcp.shared.message import SessionMessage
 from mcp_types import CONNECTION_CLOSED, jsonrpc_message_adapter
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server._changes import ConnectorServer
 from mcp_server._http_fastpath import read_request_body, untraced
-from mcp_server._session_calls import Answer, Running, answer_call, call_params
+from mcp_server._session_calls import Answer, answer_call, call_params
 from mcp_server._wire import replay_body
 
 __all__ = ["SseSession", "SseSessions", "SseToolCalls"]
@@ -70,6 +71,9 @@ _SCOPE_KEY: Final = "mcp_connectors.sse_session"
 
 _ENDPOINT: Final = re.compile(rb"event: endpoint\r\ndata: [^\r\n]*[?&]session_id=([0-9a-f]{32})\r\n")
 _CLOSED_WRITE_SECONDS: Final = 1.0  # the SDK dispatcher's bound on its shutdown answer
+# What the SDK's transport answers a message it took, `Response("Accepted", status_code=202)`, prebuilt.
+_ACCEPTED_START: Final[Message] = {"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"8")]}
+_ACCEPTED_BODY: Final[Message] = {"type": "http.response.body", "body": b"Accepted"}
 
 
 def owner_of(scope: Scope) -> AuthorizationContext | None:
@@ -78,18 +82,45 @@ def owner_of(scope: Scope) -> AuthorizationContext | None:
     return authorization_context(user) if isinstance(user, AuthenticatedUser) else None
 
 
+class _InFlight:
+    """A call running here: its task, and whether its client cancelled it (else its session ended)."""
+
+    __slots__ = ("by_client", "task")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.by_client = False
+
+
 class SseSession:
     """One legacy SSE session, as far as the fast path needs it."""
 
-    __slots__ = ("calls", "connection", "id", "in_flight", "owner", "write_stream")
+    __slots__ = ("connection", "id", "in_flight", "owner", "tasks", "write_stream")
 
     def __init__(self, owner: AuthorizationContext | None) -> None:
         self.owner = owner
         self.id: UUID | None = None
+        """The id the SDK's transport gave the session, once its `endpoint` event has gone out."""
         self.write_stream: ContextSendStream[SessionMessage] | None = None
-        self.calls: TaskGroup | None = None
         self.connection: Connection | None = None
-        self.in_flight: dict[types.RequestId, Running] = {}
+        self.in_flight: dict[types.RequestId, _InFlight] = {}
+        """The calls taken here and still running, by id as the SDK's dispatcher correlates them (a later call
+        with the same id takes the entry over, as there)."""
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, call: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(call)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def end(self) -> None:
+        """Cancel the calls still running here and wait for them (each bounded by its shutdown answer's write)."""
+        running = list(self.tasks)
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
 
 
 class SseSessions:
@@ -168,18 +199,19 @@ class SseToolCalls:
         scope[_SCOPE_KEY] = session  # for `SseSessions` to learn the connection, should the SDK take it
         message = _parsed(body)
         params = call_params(self._server, message, session.connection) if message is not None else None
-        if params is None or session.calls is None or session.write_stream is None:
+        if params is None or session.write_stream is None or session.connection is None:
             if message is not None:
                 _cancel_if_ours(session, message)
             await self.app(scope, replay, send)
             return
         assert isinstance(message, types.JSONRPCRequest)  # call_params took only a request
-        direct = self._server.live_direct_call()
-        assert direct is not None  # call_params took the call only with the direct handler in place
         self.answered += 1
-        await Response("Accepted", status_code=202)(scope, replay, send)
-        version = session.connection.protocol_version if session.connection is not None else ""
-        session.calls.start_soon(self._run, session, request, message.id, version, params)
+        # A task of its own, as the SDK's dispatcher runs a request: the POST is answered at once.
+        this = _InFlight()
+        this.task = session.start(self._run(session, this, request, message.id, session.connection, params))
+        session.in_flight[coerce_request_id(message.id)] = this
+        await send(_ACCEPTED_START)
+        await send(_ACCEPTED_BODY)
 
     async def _session(self, request: Request, body: bytes) -> SseSession | None:
         """The session a POST names, once the checks the SDK's transport makes before parsing pass; else None."""
@@ -202,29 +234,30 @@ class SseToolCalls:
     async def _run(
         self,
         session: SseSession,
+        this: _InFlight,
         request: Request,
         request_id: types.RequestId,
-        version: str,
+        connection: Connection,
         params: types.CallToolRequestParams,
     ) -> None:
         direct = self._server.direct_call
-        assert direct is not None
-        key = coerce_request_id(request_id)
-        running = session.in_flight[key] = Running()
-        result: Answer | None = None
+        assert direct is not None  # call_params took the call only with the direct handler in place
         try:
-            with running.cancel:
-                result = await answer_call(direct, request, request_id, version, params)
-        except anyio.get_cancelled_exc_class():
-            if not running.by_client:  # the session ended: the dispatcher's shutdown answer, if it still goes out
-                closed = types.ErrorData(code=CONNECTION_CLOSED, message="Connection closed")
-                with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSED_WRITE_SECONDS):
+            result = await answer_call(direct, request, request_id, connection.protocol_version, params)
+        except asyncio.CancelledError:
+            if this.by_client:
+                return  # the SDK's dispatcher writes nothing for a call its client cancelled
+            # The session ended: the dispatcher's shutdown answer, if the stream still takes it.
+            closed = types.ErrorData(code=CONNECTION_CLOSED, message="Connection closed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSED_WRITE_SECONDS):
                     await _send(session, types.JSONRPCError(jsonrpc="2.0", id=request_id, error=closed))
             raise
         finally:
-            if session.in_flight.get(key) is running:
+            key = coerce_request_id(request_id)
+            if session.in_flight.get(key) is this:
                 del session.in_flight[key]
-        if result is not None and not running.by_client:  # nothing is written for a call its client cancelled
+        if not this.by_client:
             await _send(session, result)
 
 
@@ -242,9 +275,9 @@ def _cancel_if_ours(session: SseSession, message: types.JSONRPCMessage) -> None:
         return
     request_id = cancelled_request_id_from_params(message.params)
     running = session.in_flight.get(coerce_request_id(request_id)) if request_id is not None else None
-    if running is not None:
+    if running is not None and running.task is not None and not running.by_client:
         running.by_client = True
-        running.cancel.cancel()
+        running.task.cancel()
 
 
 async def _send(session: SseSession, answer: Answer) -> None:
