@@ -78,7 +78,6 @@ class _SseEndpoint:
         async def serve() -> None:
             watched = send if sessions is None else sessions.watch(session, send)
             async with self._transport.connect_sse(scope, receive, watched) as (read_stream, write_stream):
-                session.write_stream = write_stream
                 try:
                     await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
                 finally:

@@ -1,35 +1,34 @@
 """Legacy HTTP+SSE `tools/call` without the SDK's dispatcher.
 
-Why (profile in docs/benchmarks/changes.md, step 22): on the legacy transport a POST to `/messages/` is parsed by
-the SDK's transport, which answers `202` and hands the message to the session's read stream; the session's
-dispatcher spawns a task for it, the runner and its middleware chain run the handler, and the answer goes back
-through the session's write stream to the `GET /sse` response. The bare SDK server spends about 0.9 ms of CPU per
-call on this transport, most of it outside its handler.
+Why (profile in docs/benchmarks/changes.md, step 22): on the legacy transport the SDK's transport parses a POST to
+`/messages/`, answers `202` and hands the message to the session's read stream; the session's dispatcher spawns a
+task for it, the runner and its middleware chain run the handler, and the answer travels through the session's
+write stream, the transport's writer task, a second memory stream and sse-starlette's sender task before it is
+written on the `GET /sse` response. With our pipeline behind it that came to 1.15-1.3 ms of CPU per call.
 
 `SseSessions` knows each session `_http._SseEndpoint` serves: the id the SDK's transport gave it (read from the
-`endpoint` event that tells the client where to post), the credential that opened it, the write stream its
-answers go out on, a task group for the calls taken here, and, once a request of the session has passed the SDK's
-path, its `Connection` (`SseSessions` is also the bookkeeping middleware that remembers it).
+`endpoint` event that tells the client where to post), the credential that opened it, the `GET` response's `send`
+and whether that response has ended, the calls running here, and, once a request of the session has passed the
+SDK's path (its `initialize`), its `Connection` (`SseSessions` is also the bookkeeping middleware that learns it).
 
 `SseToolCalls` is the `/messages/` app in front of the SDK's `SseServerTransport.handle_post_message`. It takes a
 POST only when every check the SDK's path makes holds, judged with the SDK's functions and in its order: the body
 size, the transport-security check, a `session_id` the SDK parses (`UUID(hex=...)`) naming a session served here,
 the same credential as the one that opened it (the SDK's `authorization_context`), one JSON-RPC message parsed by
 the SDK's adapter; then `_session_calls.call_params` (a `tools/call` the SDK would run on that connection). It
-answers `202 Accepted` as the SDK's transport does, runs the call in the session's task group, and sends the
-answer on the session's write stream as the SDK's dispatcher sends it (a `SessionMessage`), so the `message` event
-is still written by the SDK's transport.
+answers `202 Accepted` as the SDK's transport does, runs the call in a task of the session's, and writes the
+answer on the `GET` response as the SDK's transport writes a message: one `message` event holding the message as
+the SDK dumps it. An ASGI body message is one write on the connection, so an answer written here cannot split an
+event the transport writes meanwhile; once the transport has ended the response, nothing more is written.
 
 What the SDK's dispatcher does around a request and this keeps: a `notifications/cancelled` from the session's
 own client naming a call in flight here (ids correlated as the dispatcher does, "7" and 7 alike) cancels it and
 nothing is written for it; a session that ends (its `GET` closed, or the drain) cancels its calls, each answered
-with the dispatcher's `Connection closed` error if the stream still takes it (within 1 s, as the dispatcher).
-One difference: the POST's access log line is written when the call is taken, as before, but the call's own
-log line may come first.
+with the dispatcher's `Connection closed` error if the response still takes it (within 1 s, as the dispatcher).
 
-Everything else goes to the SDK's transport with the body replayed: other methods, notifications, the requests of
-a session before its connection is known here, any failed check (so every error answer is the SDK's), a request
-asking for progress, `--stateless` (no SSE at all) and a process with an OpenTelemetry tracer provider installed.
+Everything else goes to the SDK's transport with the body replayed: other methods, notifications, a call before
+the session's `initialize` was answered, any failed check (so every error answer is the SDK's), a request asking
+for progress, `--stateless` (no SSE at all) and a process with an OpenTelemetry tracer provider installed.
 """
 
 from __future__ import annotations
@@ -42,18 +41,16 @@ from collections.abc import Coroutine
 from typing import Any, Final
 from uuid import UUID
 
-import anyio
 import mcp_types as types
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
-from mcp.shared._context_streams import ContextSendStream
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
-from mcp.shared.message import SessionMessage
 from mcp_types import CONNECTION_CLOSED, jsonrpc_message_adapter
 from pydantic import ValidationError
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -95,13 +92,16 @@ class _InFlight:
 class SseSession:
     """One legacy SSE session, as far as the fast path needs it."""
 
-    __slots__ = ("connection", "id", "in_flight", "owner", "tasks", "write_stream")
+    __slots__ = ("closed", "connection", "id", "in_flight", "owner", "send", "tasks")
 
     def __init__(self, owner: AuthorizationContext | None) -> None:
         self.owner = owner
         self.id: UUID | None = None
         """The id the SDK's transport gave the session, once its `endpoint` event has gone out."""
-        self.write_stream: ContextSendStream[SessionMessage] | None = None
+        self.send: Send | None = None
+        """The `GET /sse` response's `send`, which the SDK's transport writes the session's events with."""
+        self.closed = False
+        """That response has ended (its last body message has gone out): nothing more may be written."""
         self.connection: Connection | None = None
         self.in_flight: dict[types.RequestId, _InFlight] = {}
         """The calls taken here and still running, by id as the SDK's dispatcher correlates them (a later call
@@ -134,14 +134,19 @@ class SseSessions:
         return self._by_id.get(session_id)
 
     def watch(self, session: SseSession, send: Send) -> Send:
-        """`send` for the `GET /sse` response, which learns the session's id from its first (`endpoint`) event."""
+        """`send` for the `GET /sse` response, which learns the session's id from its first (`endpoint`) event
+        and when the response ends."""
+        session.send = send
 
         async def watching(message: Message) -> None:
-            if session.id is None and message["type"] == "http.response.body":
-                found = _ENDPOINT.search(message.get("body", b""))
-                if found is not None:
-                    session.id = UUID(hex=found.group(1).decode("ascii"))
-                    self._by_id[session.id] = session
+            if message["type"] == "http.response.body":
+                if session.id is None:
+                    found = _ENDPOINT.search(message.get("body", b""))
+                    if found is not None:
+                        session.id = UUID(hex=found.group(1).decode("ascii"))
+                        self._by_id[session.id] = session
+                if not message.get("more_body", False):
+                    session.closed = True
             await send(message)
 
         return watching
@@ -199,7 +204,7 @@ class SseToolCalls:
         scope[_SCOPE_KEY] = session  # for `SseSessions` to learn the connection, should the SDK take it
         message = _parsed(body)
         params = call_params(self._server, message, session.connection) if message is not None else None
-        if params is None or session.write_stream is None or session.connection is None:
+        if params is None or session.connection is None:
             if message is not None:
                 _cancel_if_ours(session, message)
             await self.app(scope, replay, send)
@@ -281,8 +286,17 @@ def _cancel_if_ours(session: SseSession, message: types.JSONRPCMessage) -> None:
 
 
 async def _send(session: SseSession, answer: Answer) -> None:
-    assert session.write_stream is not None
+    """Write the answer on the session's stream as the SDK's transport writes a message (its `sse_writer` and
+    sse-starlette's encoding): one `message` event, the message as the SDK dumps it. Each ASGI body message is one
+    write on the connection, so it cannot split another event the transport sends meanwhile."""
+    if session.closed or session.send is None:
+        return
+    data = answer.model_dump_json(by_alias=True, exclude_unset=True)
+    if "\r" in data or "\n" in data:  # never from pydantic's JSON; sse-starlette would split it into lines
+        event = ServerSentEvent(data=data, event="message").encode()
+    else:
+        event = f"event: message\r\ndata: {data}\r\n\r\n".encode()
     try:
-        await session.write_stream.send(SessionMessage(message=answer))
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-        logger.debug("dropped the answer to %r: the session's stream is closed", answer.id)
+        await session.send({"type": "http.response.body", "body": event, "more_body": True})
+    except (OSError, RuntimeError):  # the response ended meanwhile (uvicorn refuses a body after the last)
+        logger.debug("dropped the answer to %r: the session's stream has ended", answer.id, exc_info=True)
