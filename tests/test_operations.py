@@ -128,10 +128,17 @@ async def test_sigterm_lets_a_slow_call_finish_then_exits(
                     await client.list_tools()  # else call_tool lists the tools after the call, once the server is gone
                     results["mcp"] = await client.call_tool("slowpoke_wait", {})
 
+        async def sse_call() -> None:  # legacy HTTP+SSE: its calls take _sse_fastpath
+            with suppress(Exception):
+                async with Client(sse_client(f"{server.url}/sse"), mode="legacy") as client:
+                    await client.list_tools()
+                    results["sse"] = await client.call_tool("slowpoke_wait", {})
+
         async with _held_open(server), anyio.create_task_group() as group:
             group.start_soon(rest_call)
             group.start_soon(mcp_call)
-            await _slow_requests_arrived(upstream, 2)  # both calls are waiting on the upstream now
+            group.start_soon(sse_call)
+            await _slow_requests_arrived(upstream, 3)  # the three calls are waiting on the upstream now
             code, elapsed = await _terminate(server.process, 15)
     finally:
         stop_process(server.process)
@@ -139,8 +146,9 @@ async def test_sigterm_lets_a_slow_call_finish_then_exits(
     assert elapsed < 6.5, f"took {elapsed:.1f} s: idle sessions held the drain open"  # the calls needed ~2 s more
     assert results["rest"] == (200, {"success": True, "result": {"slow": True}})
     assert not results["mcp"].is_error and results["mcp"].structured_content == {"slow": True}
+    assert not results["sse"].is_error and results["sse"].structured_content == {"slow": True}
     log = server.log()
-    assert "draining: 2 tool calls in flight" in log
+    assert "draining: 3 tool calls in flight" in log
     assert_no_secret(log)
 
 

@@ -326,6 +326,24 @@ def test_the_sdk_client_runs_the_whole_scenario_on_the_fast_path(
     assert served.endpoint.answered - before >= 5
 
 
+def test_concurrent_calls_and_the_sdks_own_events_share_the_stream_intact(served: InProcessServer) -> None:
+    """Answers written here and events the SDK's transport writes (listings) go out on one response at once."""
+
+    async def scenario() -> None:
+        async with Client(sse_client(f"{served.url}/sse"), mode="legacy") as client:
+            await client.list_tools()
+            calls = [client.call_tool("echo_get_item", {"item_id": f"item-{i}"}) for i in range(40)]
+            listings = [client.list_tools() for _ in range(10)]
+            results = await asyncio.gather(*calls, *listings)
+        for i, result in enumerate(results[:40]):
+            assert not result.is_error and result.structured_content["path"] == f"/echo/items/item-{i}"
+        assert all(listing.tools == results[40].tools for listing in results[40:])
+
+    before = served.endpoint.answered
+    asyncio.run(scenario())
+    assert served.endpoint.answered - before == 40
+
+
 # -- slow calls: cancellation, the end of the session --------------------------------------------------
 
 
