@@ -21,20 +21,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx2
+import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.sse import sse_client
 from starlette.routing import Mount
+from starlette.types import Message
 
 from mcp_server._app import build_application
 from mcp_server._clients import ClientsFile
 from mcp_server._config import Settings
 from mcp_server._http import build_http_app
 from mcp_server._pipeline import Pipeline
-from mcp_server._sse_fastpath import SseToolCalls
+from mcp_server._sse_fastpath import SseSession, SseSessions, SseToolCalls, _send  # pyright: ignore[reportPrivateUsage]
 from tests._fastpath import ANSWERED, MODERN_ENVELOPE, call, cancellation, fast_path
 from tests._scenario import assert_no_secret, run_scenario
 from tests._upstream import AppThread, FakeUpstream
@@ -342,6 +344,34 @@ def test_concurrent_calls_and_the_sdks_own_events_share_the_stream_intact(served
     before = served.endpoint.answered
     asyncio.run(scenario())
     assert served.endpoint.answered - before == 40
+
+
+def test_the_session_learns_its_id_from_the_endpoint_event_and_writes_nothing_after_the_end() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        sessions = SseSessions()
+        session = SseSession(owner=None)
+        watched = sessions.watch(session, send)
+        await watched({"type": "http.response.start", "status": 200, "headers": []})
+        session_id = uuid4()
+        endpoint = f"event: endpoint\r\ndata: /messages/?session_id={session_id.hex}\r\n\r\n".encode()
+        await watched({"type": "http.response.body", "body": endpoint, "more_body": True})
+        assert sessions.get(session_id) is session and session.id == session_id
+        answer = types.JSONRPCResponse(jsonrpc="2.0", id=1, result={})
+        await _send(session, answer)
+        assert sent[-1]["body"] == b'event: message\r\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\r\n\r\n'
+        await watched({"type": "http.response.body", "body": b"", "more_body": False})  # the transport ends it
+        before = len(sent)
+        await _send(session, answer)  # an answer that comes too late is dropped, not sent after the end
+        assert len(sent) == before and session.closed
+        sessions.forget(session)
+        assert sessions.get(session_id) is None
+
+    asyncio.run(scenario())
 
 
 # -- slow calls: cancellation, the end of the session --------------------------------------------------
