@@ -334,12 +334,12 @@ def test_concurrent_calls_and_the_sdks_own_events_share_the_stream_intact(served
     async def scenario() -> None:
         async with Client(sse_client(f"{served.url}/sse"), mode="legacy") as client:
             await client.list_tools()
-            calls = [client.call_tool("echo_get_item", {"item_id": f"item-{i}"}) for i in range(40)]
-            listings = [client.list_tools() for _ in range(10)]
-            results = await asyncio.gather(*calls, *listings)
-        for i, result in enumerate(results[:40]):
-            assert not result.is_error and result.structured_content["path"] == f"/echo/items/item-{i}"
-        assert all(listing.tools == results[40].tools for listing in results[40:])
+            calls = asyncio.gather(*(client.call_tool("echo_get_item", {"item_id": f"item-{i}"}) for i in range(40)))
+            listings = asyncio.gather(*(client.list_tools() for _ in range(10)))
+            results, pages = await asyncio.gather(calls, listings)
+        for i, result in enumerate(results):
+            assert not result.is_error and (result.structured_content or {})["path"] == f"/echo/items/item-{i}"
+        assert all(page.tools == pages[0].tools for page in pages)
 
     before = served.endpoint.answered
     asyncio.run(scenario())
