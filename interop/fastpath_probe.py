@@ -10,8 +10,10 @@ nothing on the wire says (the point of the fast path is that it looks the same).
 path — to append one JSON line per call to PROBE_FILE: `{"event": "answered", "x_request_id": …, "id": …,
 "tool": …}`, after `{"event": "hooked"}` at start. It wraps `SessionToolCalls._answer`
 (`mcp_server/_http_session_fastpath.py`, handshake-era sessions) the same way, with `"event":
-"answered-session"`, so the 2025-11-25 steps can tell that their calls took that path. The wrappers only
-observe: they call the original with the same arguments and return its answer. Nothing else is changed.
+"answered-session"`, so the 2025-11-25 steps can tell that their calls took that path, and
+`SseToolCalls._run` (`mcp_server/_sse_fastpath.py`, legacy HTTP+SSE) with `"event": "answered-sse"`. The
+wrappers only observe: they call the original with the same arguments and return what it returns. Nothing
+else is changed.
 
 If a wrapped method is gone (the module was reworked), the line is `{"event": "unhooked", ...}` and the
 server still runs; the clients then report the fast-path attribution check as failed, not the comparison.
@@ -39,9 +41,11 @@ def _hook(path: str) -> None:
     try:
         from mcp_server._http_fastpath import ModernToolCalls
         from mcp_server._http_session_fastpath import SessionToolCalls
+        from mcp_server._sse_fastpath import SseToolCalls
 
         targets = [(ModernToolCalls, "answered"), (SessionToolCalls, "answered-session")]
         originals = [cls._answer for cls, _ in targets]
+        sse_run = SseToolCalls._run
     except (ImportError, AttributeError) as exc:
         _record(path, {"event": "unhooked", "reason": repr(exc)})
         return
@@ -61,6 +65,14 @@ def _hook(path: str) -> None:
             return await _original(self, call)
 
         cls._answer = _answer  # type: ignore[method-assign]
+
+    async def _run(self: Any, session: Any, this: Any, request: Any, request_id: Any, *rest: Any) -> Any:
+        params = rest[-1]
+        entry = {"event": "answered-sse", "x_request_id": request.headers.get("x-request-id"), "id": request_id}
+        _record(path, {**entry, "tool": getattr(params, "name", None)})
+        return await sse_run(self, session, this, request, request_id, *rest)
+
+    SseToolCalls._run = _run  # type: ignore[method-assign]
     _record(path, {"event": "hooked", "pid": os.getpid()})
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Independent MCP clients against mcp-connectors, unchanged: the official TypeScript SDK client
-# (ts_client.mjs) over stdio and Streamable HTTP, and the MCP conformance suite's server scenarios over
+# (ts_client.mjs) over stdio, Streamable HTTP and legacy HTTP+SSE, and the MCP conformance suite's server scenarios over
 # Streamable HTTP (stateful and --stateless) and, through stdio_bridge.mjs, over stdio, all at protocol
 # 2025-11-25; then, at protocol 2026-07-28, each against two servers, the HTTP fast path on and off
 # (MCP_CONNECTORS_HTTP_FAST_PATH=off), which must be indistinguishable: the TypeScript SDK v2 client
@@ -8,7 +8,7 @@
 # (conformance_modern_report.mjs). See README.md.
 #
 #   interop/run.sh                 # everything (`make interop`)
-#   interop/run.sh ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio \
+#   interop/run.sh ts-stdio ts-http ts-http-stateless ts-sse conformance-http conformance-http-stateless conformance-stdio \
 #                  ts-modern raw-modern conformance-modern
 #                                  # only the named steps
 #   KEEP=1 interop/run.sh          # keep the work directory (logs, conformance results) even when all pass
@@ -27,7 +27,7 @@ CONFORMANCE="$HERE/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 # The 0.2.0 alpha of the suite (protocol 2026-07-28 scenarios), installed under an alias next to 0.1.16.
 CONFORMANCE_MODERN="$HERE/node_modules/conformance-modern/dist/index.js"
 PAGE_SIZE=3
-ALL_STEPS=(ts-stdio ts-http ts-http-stateless conformance-http conformance-http-stateless conformance-stdio
+ALL_STEPS=(ts-stdio ts-http ts-http-stateless ts-sse conformance-http conformance-http-stateless conformance-stdio
   ts-modern raw-modern conformance-modern)
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=("${ALL_STEPS[@]}")
@@ -166,13 +166,13 @@ run_step() { # STEP NOTE COMMAND...: run COMMAND logged to $WORK/STEP.log; recor
   fi
 }
 
-record_session_calls() { # STEP: how many of its tools/call the session fast path answered (none is a failure)
+record_fast_calls() { # STEP EVENT MODULE: how many of its tools/call that fast path answered (none is a failure)
   local count
-  count="$(grep -c '"event": "answered-session"' "$SERVER_PROBE" 2>/dev/null)"
+  count="$(grep -c "\"event\": \"$2\"" "$SERVER_PROBE" 2>/dev/null)"
   if [ "${count:-0}" -gt 0 ]; then
-    record "$1 (session path)" PASS "$count tools/call answered by _http_session_fastpath"
+    record "$1 (fast path)" PASS "$count tools/call answered by $3"
   else
-    record "$1 (session path)" FAIL "no tools/call took the session fast path (probe: $SERVER_PROBE)"
+    record "$1 (fast path)" FAIL "no tools/call took $3 (probe: $SERVER_PROBE)"
   fi
 }
 
@@ -232,11 +232,27 @@ for mode in ts-http ts-http-stateless; do
     run_step "$mode" "(server log: $WORK/server-$mode.log)" "$NODE" "$HERE/ts_client.mjs" --transport http \
       --label "${mode#ts-}" --url "$SERVER_URL" "${TS_ARGS[@]}"
     stop "$SERVER_PID"
-    [ "$mode" = ts-http ] && record_session_calls "$mode"
+    [ "$mode" = ts-http ] && record_fast_calls "$mode" answered-session _http_session_fastpath
   else
     record "$mode" FAIL "server did not start"
   fi
 done
+
+# -- 2b. TypeScript SDK client over legacy HTTP+SSE (SSEClientTransport: GET /sse, POST /messages/) -----------
+if want ts-sse; then
+  echo
+  echo "== ts-sse: TypeScript SDK client, SSEClientTransport"
+  if start_http_server ts-sse "${TOOLS_ARGS[@]}" --page-size "$PAGE_SIZE"; then
+    SSE_URL="${SERVER_URL%/mcp}/sse"
+    echo "   server: serve --transport http ${TOOLS_ARGS[*]} --page-size $PAGE_SIZE at $SSE_URL"
+    run_step ts-sse "(server log: $WORK/server-ts-sse.log)" "$NODE" "$HERE/ts_client.mjs" --transport sse \
+      --label sse --url "$SSE_URL" "${TS_ARGS[@]}"
+    stop "$SERVER_PID"
+    record_fast_calls ts-sse answered-sse _sse_fastpath
+  else
+    record ts-sse FAIL "server did not start"
+  fi
+fi
 
 # -- 3. The MCP conformance suite, every server scenario (--suite all) --------------------------------------
 run_conformance() { # STEP LABEL URL [REPORT FLAGS]
@@ -259,7 +275,7 @@ for mode in conformance-http conformance-http-stateless; do
   if start_http_server "$mode" "${CONFORMANCE_TOOLS_ARGS[@]}" "${extra[@]}"; then
     run_conformance "$mode" "${mode#conformance-}" "$SERVER_URL"
     stop "$SERVER_PID"
-    [ "$mode" = conformance-http ] && record_session_calls "$mode"
+    [ "$mode" = conformance-http ] && record_fast_calls "$mode" answered-session _http_session_fastpath
   else
     record "$mode" FAIL "server did not start"
   fi

@@ -5,9 +5,11 @@
 //        --call interop_get_data --expect fixtures/upstream/data.json --error-tool interop_get_missing \
 //        [--typed-error-tool interop_get_missing_typed] [--catalog tools.json] [--raw]
 //   node ts_client.mjs --transport http --url http://127.0.0.1:N/mcp --page-size 3 --call ... [--catalog tools.json]
+//   node ts_client.mjs --transport sse --url http://127.0.0.1:N/sse --page-size 3 --call ... [--catalog tools.json]
 //   (--label NAME prefixes the output lines; default: the transport)
 //
 // stdio: StdioClientTransport launches `PYTHON -m mcp_server serve --tools DIR... --page-size N` itself.
+// http: StreamableHTTPClientTransport; sse: SSEClientTransport (the legacy HTTP+SSE transport, GET /sse).
 // Checks: initialize, ping, every tools/list page (nextCursor) twice and four times at once, all identical,
 // every tool with a name and an object inputSchema, the tools equal to `mcp-connectors tools --json`
 // (--catalog), a tool call checked against the upstream file (text content, structuredContent validated by the
@@ -28,6 +30,7 @@ import { assert, assertEqual } from './compare.mjs';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, LATEST_PROTOCOL_VERSION, McpError } from '@modelcontextprotocol/sdk/types.js';
 
@@ -55,9 +58,9 @@ function usage(message) {
 }
 
 const transportKind = opts.transport;
-if (transportKind !== 'stdio' && transportKind !== 'http') usage('--transport stdio|http is required');
+if (!['stdio', 'http', 'sse'].includes(transportKind)) usage('--transport stdio|http|sse is required');
 if (transportKind === 'stdio' && !opts.python) usage('--python is required with --transport stdio');
-if (transportKind === 'http' && !opts.url) usage('--url is required with --transport http');
+if (transportKind !== 'stdio' && !opts.url) usage(`--url is required with --transport ${transportKind}`);
 if (!opts.call || !opts.expect || !opts['error-tool']) usage('--call, --expect and --error-tool are required');
 const pageSize = opts['page-size'] ? Number(opts['page-size']) : undefined;
 const expected = JSON.parse(fs.readFileSync(opts.expect, 'utf8'));
@@ -150,6 +153,8 @@ async function sdkChecks() {
     transport.stderr.on('data', (chunk) => {
       serverStderr = (serverStderr + chunk).slice(-20_000);
     });
+  } else if (transportKind === 'sse') {
+    transport = new SSEClientTransport(new URL(opts.url));
   } else {
     transport = new StreamableHTTPClientTransport(new URL(opts.url));
   }
