@@ -7,14 +7,11 @@ from dataclasses import dataclass
 
 from mcp_server._audit import AuditLog
 from mcp_server._catalog import load_catalog
-from mcp_server._config import ENV_VAULT_BACKEND, VAULT_BACKENDS, Settings
-from mcp_server._errors import VaultError
+from mcp_server._config import Settings
 from mcp_server._model import Catalog
 from mcp_server._pipeline import Pipeline
 from mcp_server._registry import Registry
-from mcp_server._secrets import SecretStore
-from mcp_server._vault import Vault
-from mcp_server._vault_hashicorp import HashiCorpVault
+from mcp_server._vault_store import open_vault
 
 logger = logging.getLogger("mcp_server")
 
@@ -24,21 +21,6 @@ class Application:
     settings: Settings
     catalog: Catalog
     pipeline: Pipeline
-
-
-def open_vault(settings: Settings) -> SecretStore:
-    """The store `settings.vault_backend` names; does no I/O, so problems surface on first use.
-
-    Raises `VaultError` only for an unknown backend name.
-    """
-    if settings.vault_backend == "file":
-        return Vault(settings.vault_path, passphrase=settings.vault_passphrase)
-    if settings.vault_backend == "hashicorp":
-        return HashiCorpVault(settings.hashicorp)  # imports hvac on first use, so the extra stays optional
-    raise VaultError(
-        f"{ENV_VAULT_BACKEND}={settings.vault_backend!r} is not a vault backend: use one of "
-        f"{', '.join(VAULT_BACKENDS)}."
-    )
 
 
 def build_application(settings: Settings) -> Application:

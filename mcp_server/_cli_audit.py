@@ -39,8 +39,8 @@ def add_audit_parser(commands: Any) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from mcp_server._app import open_vault
     from mcp_server._cli import _fail, _settings  # pyright: ignore[reportPrivateUsage]
+    from mcp_server._vault_store import open_vault
 
     settings = _settings(args)
     if settings.audit_log is None:

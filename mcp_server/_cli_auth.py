@@ -15,18 +15,20 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio
 
-from mcp_server._app import open_vault
-from mcp_server._catalog import load_catalog
 from mcp_server._config import parse_accounts
-from mcp_server._credentials import token_record
 from mcp_server._errors import AuthMissing, ConnectorsError
-from mcp_server._model import OAuth2AuthorizationCode
-from mcp_server._oauth import TokenSet, login_command
-from mcp_server._oauth_login import login
 from mcp_server._secrets import SecretStore, ValueRef
+
+# The catalog, the models and the OAuth client are imported where they are used: `_cli` imports this module
+# for every command, and the light ones (`vault`, `clients`, `audit`) should not pay for them.
+if TYPE_CHECKING:
+    from mcp_server._model import OAuth2AuthorizationCode
+    from mcp_server._oauth import TokenSet
+from mcp_server._vault_store import open_vault
 
 __all__ = ["add_auth_parser", "cmd_auth"]
 
@@ -96,6 +98,10 @@ def _add_account(parser: argparse.ArgumentParser) -> None:
 
 def cmd_auth(args: argparse.Namespace) -> int:
     from mcp_server import _cli as cli  # here, not at the top: `_cli` imports this module
+    from mcp_server._catalog import load_catalog
+    from mcp_server._credentials import token_record
+    from mcp_server._model import OAuth2AuthorizationCode
+    from mcp_server._oauth import login_command
 
     settings = cli._settings(args)
     catalog = load_catalog(settings.tools_dirs)
@@ -142,6 +148,8 @@ def _login(
     vault: SecretStore,
     environ: Mapping[str, str],
 ) -> int:
+    from mcp_server._oauth_login import login
+
     def announce(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -166,6 +174,8 @@ def _login(
 
 
 def _status(name: str, record: str, vault: SecretStore, fix: str) -> int:
+    from mcp_server._oauth import TokenSet
+
     secret = vault.get(record)
     if secret is None:
         print(f"{name}: not logged in (no token set in vault record {record}); run: {fix}")

@@ -17,9 +17,8 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp_server._clients import ClientRecord, ClientsFile, ClientsFileError
 from mcp_server._config import (
     DEFAULT_CLIENT_CONCURRENCY,
     DEFAULT_CLIENT_RATE_LIMIT,
@@ -35,6 +34,11 @@ from mcp_server._config import (
     AccessSettings,
     parse_accounts,
 )
+
+# The clients file module (and the scope grammar it checks against the registry) is imported by the `clients`
+# commands themselves: `_cli` imports this module for every command.
+if TYPE_CHECKING:
+    from mcp_server._clients import ClientRecord, ClientsFile
 
 __all__ = ["access_settings", "add_clients_parser", "add_serve_access_arguments", "cmd_clients"]
 
@@ -187,6 +191,7 @@ def access_settings(args: argparse.Namespace) -> AccessSettings:
 
 def _clients_file(args: argparse.Namespace) -> ClientsFile:
     from mcp_server._cli import _settings
+    from mcp_server._clients import ClientsFile
 
     settings = _settings(args)
     if args.clients:
@@ -216,6 +221,7 @@ def _describe(record: ClientRecord, now: float) -> dict[str, Any]:
 
 def cmd_clients(args: argparse.Namespace) -> int:
     from mcp_server._cli import _fail
+    from mcp_server._clients import ClientsFileError
 
     try:
         clients = _clients_file(args)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp_server._app import Application
-from mcp_server._config import Settings
+from mcp_server._config import DEFAULT_DRAIN_TIMEOUT, DEFAULT_WATCH_INTERVAL, Settings
 from mcp_server._logging import LOG_FORMATS
-from mcp_server._ops import DEFAULT_DRAIN_TIMEOUT
-from mcp_server._reload import DEFAULT_WATCH_INTERVAL
+
+if TYPE_CHECKING:
+    from mcp_server._app import Application
 
 
 def _seconds(minimum: float, maximum: float) -> Any:

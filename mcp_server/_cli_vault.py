@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from mcp_server._app import open_vault
 from mcp_server._errors import VaultError
 from mcp_server._secrets import SecretStore
 from mcp_server._vault import PASSPHRASE_ENV, Rotation, Vault, validate_secret_name
 from mcp_server._vault_bundle import BUNDLE_KEY_ENV, export_bundle, import_bundle
+from mcp_server._vault_store import open_vault
 
 __all__ = ["NEW_PASSPHRASE_ENV", "add_vault_parser", "cmd_vault"]
 

@@ -234,6 +234,12 @@ class AccessSettings:
         return cls(**values)  # pyright: ignore[reportArgumentType]
 
 
+DEFAULT_PAGE_SIZE = 500
+"""Tools per `tools/list` page: big enough that clients which ignore `nextCursor` still see typical catalogs whole."""
+DEFAULT_DRAIN_TIMEOUT = 10.0
+DEFAULT_WATCH_INTERVAL = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     tools_dirs: tuple[Path, ...]
@@ -265,7 +271,7 @@ class Settings:
     discovery: bool = False
     """Serve `search_tools`, `describe_tool` and `call_tool` instead of every tool (MCP transports)."""
 
-    page_size: int = 500
+    page_size: int = DEFAULT_PAGE_SIZE
     """Tools per `tools/list` page."""
 
     allow_networks: tuple[str, ...] = ()
@@ -299,13 +305,13 @@ class Settings:
     (`_http_fastpath`, same bytes on the wire); `MCP_CONNECTORS_HTTP_FAST_PATH=off` sends every request
     through the SDK."""
 
-    drain_timeout: float = 10.0
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     """`--drain-timeout`: seconds a SIGTERM waits for tool calls in flight before they are cancelled."""
 
     watch_tools: bool = True
     """Reload the tools directories when a file in them changes (`--no-watch` turns it off; SIGHUP always works)."""
 
-    watch_interval: float = 1.0
+    watch_interval: float = DEFAULT_WATCH_INTERVAL
     """`--watch-interval`: seconds between two looks at the tools directories' files."""
 
     access: AccessSettings = field(default_factory=AccessSettings)

@@ -20,7 +20,6 @@ from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from mcp_server._access import build_access
-from mcp_server._app import open_vault
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._config import Settings
 from mcp_server._http_fastpath import ModernToolCalls
@@ -36,6 +35,7 @@ from mcp_server._security import HostOriginGuard
 from mcp_server._server import build_server
 from mcp_server._sse_fastpath import SseSession, SseSessions, SseToolCalls, owner_of
 from mcp_server._streams import StreamLimit
+from mcp_server._vault_store import open_vault
 from mcp_server._webhooks import WebhookEndpoints
 from mcp_server._wire import WireGuard
 

@@ -36,20 +36,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from mcp_server._app import open_vault
 from mcp_server._audit import AuditLog
 from mcp_server._changes import ToolListChanges
-from mcp_server._config import Settings
+from mcp_server._config import DEFAULT_DRAIN_TIMEOUT, Settings
 from mcp_server._errors import VaultError
 from mcp_server._metrics import CallMetrics
 from mcp_server._model import Catalog, ManifestFault
 from mcp_server._pipeline import Pipeline
 from mcp_server._reload import CatalogReloader, CatalogState
 from mcp_server._secrets import SecretStore
+from mcp_server._vault_store import open_vault
 
 logger = logging.getLogger("mcp_server.ops")
 
-DEFAULT_DRAIN_TIMEOUT = 10.0
 _VAULT_CHECK_TTL = 2.0
 
 

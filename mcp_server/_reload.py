@@ -22,6 +22,7 @@ from pathlib import Path
 import anyio
 
 from mcp_server._catalog import load_catalog
+from mcp_server._config import DEFAULT_WATCH_INTERVAL
 from mcp_server._gc import settle_heap
 from mcp_server._model import Catalog, Connector, ManifestFault
 from mcp_server._pipeline import Pipeline
@@ -29,8 +30,6 @@ from mcp_server._registry import Registry
 from mcp_server._startup_snapshot import tree_stats
 
 logger = logging.getLogger("mcp_server.reload")
-
-DEFAULT_WATCH_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_server._access import Access, Principal
 from mcp_server._builtin_tools import LocalTools
 from mcp_server._changes import ConnectorServer, ToolListChanges
+from mcp_server._config import DEFAULT_PAGE_SIZE
 from mcp_server._errors import ToolError, UnknownTool, printable
 from mcp_server._listing_cache import ListingCache
 from mcp_server._meta_tools import META_TOOLS, MetaTools
@@ -22,8 +23,6 @@ from mcp_server._registry import InvalidCursor
 from mcp_server._version import server_version
 
 SERVER_NAME = "mcp-connectors"
-DEFAULT_PAGE_SIZE = 500
-"""Big enough that clients which ignore `nextCursor` still see typical catalogs whole."""
 
 
 def to_call_tool_result(outcome: Outcome) -> types.CallToolResult:

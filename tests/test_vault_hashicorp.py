@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mcp_server._app import open_vault
+from mcp_server._vault_store import open_vault
 from mcp_server._config import HashiCorpSettings, Settings
 from mcp_server._errors import VaultError
 from mcp_server._secrets import Secret
