@@ -76,8 +76,11 @@ class _SseEndpoint:
         session = SseSession(owner_of(scope))
 
         async def serve() -> None:
-            watched = send if sessions is None else sessions.watch(session, send)
-            async with self._transport.connect_sse(scope, receive, watched) as (read_stream, write_stream):
+            if sessions is None:
+                watched_receive, watched_send = receive, send
+            else:
+                watched_receive, watched_send = sessions.watch_receive(session, receive), sessions.watch(session, send)
+            async with self._transport.connect_sse(scope, watched_receive, watched_send) as (read_stream, write_stream):
                 try:
                     await self._server.run(read_stream, write_stream, self._server.create_initialization_options())
                 finally:

@@ -18,7 +18,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from mcp_server._body import trim_json
-from mcp_server._errors import AuthFailed, RateLimited, UpstreamError
+from mcp_server._errors import AuthFailed, RateLimited, UpstreamError, printable_tree
 from mcp_server._exchange import RawResponse
 from mcp_server._model import CallPolicy, ErrorFormat, JsonPointer, Pagination
 from mcp_server._redact import Redactor
@@ -115,6 +115,9 @@ def finish(parsed: Parsed, policy: CallPolicy) -> ToolSuccess:
     return ToolSuccess(status, None, text, False)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def read_response(label: str, response: RawResponse, redactor: Redactor, errors: ErrorFormat | None = None) -> Parsed:
     """The parsed 2xx answer, or raise the `ToolError` that describes the failure."""
     text = redactor.text(_decode(response.body, response.encoding))
@@ -123,6 +126,10 @@ def read_response(label: str, response: RawResponse, redactor: Redactor, errors:
     if not is_json and _looks_like_json(response.headers.get("content-type", ""), response.body):
         try:
             parsed = redactor.value(json.loads(text))
+            if _SURROGATE_ESCAPE.search(text):
+                # JSON may spell a lone surrogate ("\ud800"), which no wire form can carry: written as the
+                # escape's text, as error messages write one, instead of failing the answer's serialization.
+                parsed = printable_tree(parsed)
             is_json = True
         except ValueError:
             pass

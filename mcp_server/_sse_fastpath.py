@@ -23,8 +23,11 @@ event the transport writes meanwhile; once the transport has ended the response,
 
 What the SDK's dispatcher does around a request and this keeps: a `notifications/cancelled` from the session's
 own client naming a call in flight here (ids correlated as the dispatcher does, "7" and 7 alike) cancels it and
-nothing is written for it; a session that ends (its `GET` closed, or the drain) cancels its calls, each answered
-with the dispatcher's `Connection closed` error if the response still takes it (within 1 s, as the dispatcher).
+nothing is written for it; as there, the newest request with an id is the one a cancel names (a request of the
+same id handed to the SDK takes it over, and a cancel that stops a call here is answered here, not passed on to
+cancel an older one of the SDK's); a session that ends (its `GET` closed, or the drain) cancels its calls and its
+stream just ends, as the SDK's does (its dispatcher's `Connection closed` answer has no writer left by then). A
+session whose client has disconnected takes no new calls.
 
 Everything else goes to the SDK's transport with the body replayed: other methods, notifications, a call before
 the session's `initialize` was answered, any failed check (so every error answer is the SDK's), a request asking
@@ -34,7 +37,6 @@ for progress, `--stateless` (no SSE at all) and a process with an OpenTelemetry 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Coroutine
@@ -48,7 +50,7 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
-from mcp_types import CONNECTION_CLOSED, jsonrpc_message_adapter
+from mcp_types import jsonrpc_message_adapter
 from pydantic import ValidationError
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
@@ -67,7 +69,6 @@ _SCOPE_KEY: Final = "mcp_connectors.sse_session"
 """Where `SseToolCalls` leaves a POST's session for `SseSessions` to find in the SDK's `ctx.request`."""
 
 _ENDPOINT: Final = re.compile(rb"event: endpoint\r\ndata: [^\r\n]*[?&]session_id=([0-9a-f]{32})\r\n")
-_CLOSED_WRITE_SECONDS: Final = 1.0  # the SDK dispatcher's bound on its shutdown answer
 # What the SDK's transport answers a message it took, `Response("Accepted", status_code=202)`, prebuilt.
 _ACCEPTED_START: Final[Message] = {"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"8")]}
 _ACCEPTED_BODY: Final[Message] = {"type": "http.response.body", "body": b"Accepted"}
@@ -151,6 +152,18 @@ class SseSessions:
 
         return watching
 
+    def watch_receive(self, session: SseSession, receive: Receive) -> Receive:
+        """`receive` for the `GET /sse` request: once the client has gone, its session takes no more calls (the
+        SDK's transport notices the disconnect a little later)."""
+
+        async def watching() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.forget(session)
+            return message
+
+        return watching
+
     def forget(self, session: SseSession) -> None:
         if session.id is not None and self._by_id.get(session.id) is session:
             del self._by_id[session.id]
@@ -179,7 +192,8 @@ class SseToolCalls:
         max_request_body_size: int,
     ) -> None:
         self._server = server
-        self._sessions = sessions
+        self.sessions = sessions
+        """The sessions this app may answer for (tests read it)."""
         self.app = app
         """The SDK's `handle_post_message`: everything not answered here goes to it."""
         self._security = TransportSecurityMiddleware(security_settings)
@@ -205,8 +219,13 @@ class SseToolCalls:
         message = _parsed(body)
         params = call_params(self._server, message, session.connection) if message is not None else None
         if params is None or session.connection is None:
-            if message is not None:
-                _cancel_if_ours(session, message)
+            if isinstance(message, types.JSONRPCRequest):
+                # The SDK's dispatcher keeps the newest request per id: a cancel naming this id is its now.
+                session.in_flight.pop(coerce_request_id(message.id), None)
+            elif message is not None and _cancel_if_ours(session, message):
+                # Passed on, it would also cancel an older request of the SDK's with the same id.
+                await _accepted(send)
+                return
             await self.app(scope, replay, send)
             return
         assert isinstance(message, types.JSONRPCRequest)  # call_params took only a request
@@ -215,8 +234,7 @@ class SseToolCalls:
         this = _InFlight()
         this.task = session.start(self._run(session, this, request, message.id, session.connection, params))
         session.in_flight[coerce_request_id(message.id)] = this
-        await send(_ACCEPTED_START)
-        await send(_ACCEPTED_BODY)
+        await _accepted(send)
 
     async def _session(self, request: Request, body: bytes) -> SseSession | None:
         """The session a POST names, once the checks the SDK's transport makes before parsing pass; else None."""
@@ -231,7 +249,7 @@ class SseToolCalls:
             session_id = UUID(hex=named)
         except ValueError:
             return None
-        session = self._sessions.get(session_id)
+        session = self.sessions.get(session_id)
         if session is None or owner_of(request.scope) != session.owner:
             return None
         return session
@@ -252,11 +270,8 @@ class SseToolCalls:
         except asyncio.CancelledError:
             if this.by_client:
                 return  # the SDK's dispatcher writes nothing for a call its client cancelled
-            # The session ended: the dispatcher's shutdown answer, if the stream still takes it.
-            closed = types.ErrorData(code=CONNECTION_CLOSED, message="Connection closed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_CLOSED_WRITE_SECONDS):
-                    await _send(session, types.JSONRPCError(jsonrpc="2.0", id=request_id, error=closed))
+            # The session ended. The SDK's dispatcher tries a `Connection closed` answer then, but the
+            # transport's writer has gone with the session, so its stream just ends: so does this one.
             raise
         finally:
             key = coerce_request_id(request_id)
@@ -273,16 +288,23 @@ def _parsed(body: bytes) -> types.JSONRPCMessage | None:
         return None
 
 
-def _cancel_if_ours(session: SseSession, message: types.JSONRPCMessage) -> None:
-    """A `notifications/cancelled` naming a call in flight here cancels it, as the SDK's dispatcher would (the
-    notification still goes on to the SDK, which answers the POST)."""
+def _cancel_if_ours(session: SseSession, message: types.JSONRPCMessage) -> bool:
+    """A `notifications/cancelled` naming a call in flight here cancels it, as the SDK's dispatcher would;
+    whether it did."""
     if not isinstance(message, types.JSONRPCNotification) or message.method != "notifications/cancelled":
-        return
+        return False
     request_id = cancelled_request_id_from_params(message.params)
     running = session.in_flight.get(coerce_request_id(request_id)) if request_id is not None else None
-    if running is not None and running.task is not None and not running.by_client:
-        running.by_client = True
-        running.task.cancel()
+    if running is None or running.task is None or running.by_client:
+        return False
+    running.by_client = True
+    running.task.cancel()
+    return True
+
+
+async def _accepted(send: Send) -> None:
+    await send(_ACCEPTED_START)
+    await send(_ACCEPTED_BODY)
 
 
 async def _send(session: SseSession, answer: Answer) -> None:
@@ -291,7 +313,12 @@ async def _send(session: SseSession, answer: Answer) -> None:
     write on the connection, so it cannot split another event the transport sends meanwhile."""
     if session.closed or session.send is None:
         return
-    data = answer.model_dump_json(by_alias=True, exclude_unset=True)
+    try:
+        data = answer.model_dump_json(by_alias=True, exclude_unset=True)
+    except Exception:  # nothing the pipeline returns should fail here; the client still gets an answer
+        logger.exception("the answer to %r could not be serialized", answer.id)
+        error = types.ErrorData(code=types.INTERNAL_ERROR, message="Internal error; the server log has the details.")
+        data = types.JSONRPCError(jsonrpc="2.0", id=answer.id, error=error).model_dump_json(by_alias=True)
     if "\r" in data or "\n" in data:  # never from pydantic's JSON; sse-starlette would split it into lines
         event = ServerSentEvent(data=data, event="message").encode()
     else:

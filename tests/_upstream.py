@@ -87,6 +87,8 @@ class FakeUpstream:
             return PlainTextResponse("headers were: " + json.dumps(recorded.headers))
         if path == "/empty":
             return Response(status_code=204)
+        if path == "/lone-surrogate":  # JSON may spell half of a surrogate pair alone; no UTF-8 text can hold it
+            return Response(b'{"lone": "\\ud800 alone", "pair": "\\ud83d\\ude00"}', media_type="application/json")
         if path == "/slow":
             await asyncio.sleep(3)
             return JSONResponse({"slow": True})

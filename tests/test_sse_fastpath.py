@@ -48,6 +48,7 @@ base_url: {base_url}
 timeout: 10
 operations:
   - {{name: wait, method: GET, path: /slow}}
+  - {{name: lone_surrogate, method: GET, path: /lone-surrogate}}
 """
 EVENT_WAIT = 15.0
 CLIENT_INFO = {"name": "t", "version": "1"}
@@ -236,6 +237,12 @@ def test_answered_calls_are_byte_identical_to_the_sdk(
     assert "result" in reply or reply["error"]["code"] == -32602
 
 
+def test_an_upstream_lone_surrogate_is_answered_as_its_escape(served: InProcessServer, stream: SseStream) -> None:
+    answer, taken = both_ways(served, stream, call("lag_lone_surrogate", {}))
+    assert taken == 1
+    assert answer.message()["result"]["structuredContent"] == {"lone": "\\ud800 alone", "pair": "\U0001f600"}
+
+
 def test_a_session_id_spelled_otherwise_names_the_same_session(served: InProcessServer, stream: SseStream) -> None:
     spelled = str(UUID(hex=stream.session_id)).upper()  # the SDK's UUID(hex=...) reads dashes and capitals too
     answer, taken = both_ways(served, stream, call("echo_get_item", {"item_id": "1"}), query=f"?session_id={spelled}")
@@ -399,6 +406,25 @@ def test_a_cancelled_call_stops_and_is_never_answered(
     assert stream.exchange(call("echo_get_item", {"item_id": "1"}, request_id=8)).message()["id"] == 8
 
 
+@pytest.mark.parametrize("order", ["sdk-first", "fast-path-first"])
+def test_a_cancel_names_the_newest_request_with_its_id(served: InProcessServer, stream: SseStream, order: str) -> None:
+    """Two calls in flight with one id (a client error): as with the SDK's dispatcher alone, a cancel stops the
+    newer one and the older one is still answered."""
+    taken_here = call("lag_wait", {}, request_id=7)
+    handed_on = {**taken_here, "params": {"name": "lag_wait", "arguments": {}, "_meta": {"progressToken": "p"}}}
+    first, second = (handed_on, taken_here) if order == "sdk-first" else (taken_here, handed_on)
+    before = served.endpoint.answered
+    assert stream.post_raw(json.dumps(first).encode()).status_code == 202
+    _wait_in_flight(served.pipeline, 1, 5)
+    assert stream.post_raw(json.dumps(second).encode()).status_code == 202
+    _wait_in_flight(served.pipeline, 2, 5)
+    assert stream.post_raw(json.dumps(cancellation(7)).encode()).status_code == 202
+    _wait_in_flight(served.pipeline, 1, 1.5)  # the newer call stopped; the upstream takes 3 s
+    assert served.endpoint.answered - before == 1
+    answered = json.loads(stream.next_event().removeprefix(b"event: message\r\ndata: "))
+    assert answered["id"] == 7 and answered["result"]["structuredContent"] == {"slow": True}
+
+
 @pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
 def test_a_session_that_ends_cancels_its_calls(served: InProcessServer, enabled: bool) -> None:
     stream = served.stream()
@@ -409,3 +435,17 @@ def test_a_session_that_ends_cancels_its_calls(served: InProcessServer, enabled:
         _wait_in_flight(served.pipeline, 0, 1.5)  # the upstream takes 3 s
     gone = httpx2.post(f"{served.url}{stream.endpoint}", json=call("echo_get_item", {"item_id": "1"}), timeout=30)
     assert gone.status_code == 404
+
+
+def test_a_session_whose_client_went_away_takes_no_more_calls(served: InProcessServer, upstream: FakeUpstream) -> None:
+    stream = served.stream()
+    stream.close()
+    deadline = time.monotonic() + 5
+    while served.endpoint.sessions.get(UUID(hex=stream.session_id)) is not None:
+        assert time.monotonic() < deadline, "the session is still taking calls"
+        time.sleep(0.01)
+    before = len(upstream.requests)
+    late = httpx2.post(f"{served.url}{stream.endpoint}", json=call("echo_get_item", {"item_id": "1"}), timeout=30)
+    assert late.status_code in (202, 404)  # the SDK's transport may not have noticed yet; it never calls upstream
+    time.sleep(0.3)
+    assert len(upstream.requests) == before

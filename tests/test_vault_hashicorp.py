@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mcp_server._vault_store import open_vault
 from mcp_server._config import HashiCorpSettings, Settings
 from mcp_server._errors import VaultError
 from mcp_server._secrets import Secret
 from mcp_server._vault import Vault
 from mcp_server._vault_hashicorp import HashiCorpVault
+from mcp_server._vault_store import open_vault
 from tests._fake_hashicorp import ROOT_TOKEN, FakeHashiCorpThread, FakeHashiCorpVault
 from tests._upstream import free_port
 from tests.conftest import run_cli
