@@ -92,6 +92,9 @@ class FakeUpstream:
         if path == "/slow":
             await asyncio.sleep(3)
             return JSONResponse({"slow": True})
+        if path == "/slow-echo":  # says which call it answers
+            await asyncio.sleep(3)
+            return JSONResponse({"slow": True, "query": recorded.query})
         if path == "/big":
             return Response(b'{"data": "' + b"x" * (12 * 1024 * 1024) + b'"}', media_type="application/json")
         if path == "/retry-after":

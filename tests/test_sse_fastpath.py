@@ -49,6 +49,10 @@ timeout: 10
 operations:
   - {{name: wait, method: GET, path: /slow}}
   - {{name: lone_surrogate, method: GET, path: /lone-surrogate}}
+  - name: tagged
+    method: GET
+    path: /slow-echo
+    parameters: [{{name: tag, in: query, required: true, schema: {{type: string}}}}]
 """
 EVENT_WAIT = 15.0
 CLIENT_INFO = {"name": "t", "version": "1"}
@@ -406,23 +410,30 @@ def test_a_cancelled_call_stops_and_is_never_answered(
     assert stream.exchange(call("echo_get_item", {"item_id": "1"}, request_id=8)).message()["id"] == 8
 
 
+@pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
 @pytest.mark.parametrize("order", ["sdk-first", "fast-path-first"])
-def test_a_cancel_names_the_newest_request_with_its_id(served: InProcessServer, stream: SseStream, order: str) -> None:
+def test_a_cancel_names_the_newest_request_with_its_id(
+    served: InProcessServer, stream: SseStream, order: str, enabled: bool
+) -> None:
     """Two calls in flight with one id (a client error): as with the SDK's dispatcher alone, a cancel stops the
     newer one and the older one is still answered."""
-    taken_here = call("lag_wait", {}, request_id=7)
-    handed_on = {**taken_here, "params": {"name": "lag_wait", "arguments": {}, "_meta": {"progressToken": "p"}}}
+    taken_here = call("lag_tagged", {"tag": "fast-path"}, request_id=7)
+    sdk_arguments = {"tag": "sdk"}
+    handed_on = call("lag_tagged", request_id=7)
+    handed_on["params"] |= {"arguments": sdk_arguments, "_meta": {"progressToken": "p"}}
     first, second = (handed_on, taken_here) if order == "sdk-first" else (taken_here, handed_on)
     before = served.endpoint.answered
-    assert stream.post_raw(json.dumps(first).encode()).status_code == 202
-    _wait_in_flight(served.pipeline, 1, 5)
-    assert stream.post_raw(json.dumps(second).encode()).status_code == 202
-    _wait_in_flight(served.pipeline, 2, 5)
-    assert stream.post_raw(json.dumps(cancellation(7)).encode()).status_code == 202
-    _wait_in_flight(served.pipeline, 1, 1.5)  # the newer call stopped; the upstream takes 3 s
-    assert served.endpoint.answered - before == 1
+    with fast_path(served.endpoint, enabled):
+        assert stream.post_raw(json.dumps(first).encode()).status_code == 202
+        _wait_in_flight(served.pipeline, 1, 5)
+        assert stream.post_raw(json.dumps(second).encode()).status_code == 202
+        _wait_in_flight(served.pipeline, 2, 5)
+        assert stream.post_raw(json.dumps(cancellation(7)).encode()).status_code == 202
+        _wait_in_flight(served.pipeline, 1, 1.5)  # the newer call stopped; the upstream takes 3 s
+    assert served.endpoint.answered - before == (1 if enabled else 0)
     answered = json.loads(stream.next_event().removeprefix(b"event: message\r\ndata: "))
-    assert answered["id"] == 7 and answered["result"]["structuredContent"] == {"slow": True}
+    older = "sdk" if order == "sdk-first" else "fast-path"
+    assert answered["id"] == 7 and answered["result"]["structuredContent"] == {"slow": True, "query": f"tag={older}"}
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["fast-path", "sdk"])
