@@ -126,9 +126,9 @@ def build_http_app(
         access=access,
         local=local,
     )
-    # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off.
+    # Host/Origin are checked by HostOriginGuard for every route, so the SDK's own check stays off (no security
+    # settings) here and in the SSE transport, whose fast path makes the same checks with the same values.
     session_manager = ops.session_manager(server)
-    # No security settings: HostOriginGuard checks Host/Origin on every route (the SDK's check stays off).
     sse_transport = SseServerTransport("/messages/", None, DEFAULT_MAX_REQUEST_BODY_SIZE)
     mcp_endpoint: Any = session_manager.asgi_app
     messages_endpoint: Any = sse_transport.handle_post_message
