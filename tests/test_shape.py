@@ -1,11 +1,14 @@
-"""`_shape.finish`: results under the cap kept whole, over it trimmed, whichever way the upstream spaced its JSON."""
+"""`_shape`: results under the cap kept whole, over it trimmed, whichever way the upstream spaced its JSON; upstream
+JSON read into what every transport can write."""
 
 from __future__ import annotations
 
 import json
 
+from mcp_server._exchange import RawResponse
 from mcp_server._model import CallPolicy
-from mcp_server._shape import Parsed, finish
+from mcp_server._redact import Redactor
+from mcp_server._shape import Parsed, finish, read_response
 
 
 def _parsed(value: object, text: str) -> Parsed:
@@ -34,3 +37,19 @@ def test_over_the_cap_is_trimmed_as_before() -> None:
     value = {"data": list(range(10_000))}
     result = finish(_parsed(value, json.dumps(value)), CallPolicy(max_result_chars=500))
     assert len(result.text) <= 500 and result.note is not None
+
+
+def _response(body: bytes, status: int = 200) -> RawResponse:
+    return RawResponse(status, {"content-type": "application/json"}, body, None, "https://api.example/x")
+
+
+def test_a_lone_surrogate_the_json_spells_is_kept_as_its_escape_text() -> None:
+    # JSON may spell half of a surrogate pair alone; no UTF-8 answer can carry it, so it is written as the
+    # escape's text, as error messages write one (it failed the answer's serialization on every transport).
+    body = b'{"lone": "\\ud800 alone", "pair": "\\ud83d\\ude00", "list": ["\\udfff"], "\\udc00key": 1}'
+    parsed = read_response("api", _response(body), Redactor([]))
+    assert parsed.value == {"lone": "\\ud800 alone", "pair": "\U0001f600", "list": ["\\udfff"], "\\udc00key": 1}
+    finished = finish(parsed, CallPolicy(max_result_chars=1000))
+    finished.text.encode("utf-8")  # serializable as the wire needs it
+    plain = read_response("api", _response(b'{"pair": "\\ud83d\\ude00", "text": "caf\\u00e9"}'), Redactor([]))
+    assert plain.value == {"pair": "\U0001f600", "text": "café"}
