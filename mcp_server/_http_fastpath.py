@@ -63,7 +63,7 @@ from mcp_server._changes import ConnectorServer
 from mcp_server._ops import SessionManager
 from mcp_server._wire import replay_body
 
-__all__ = ["PING", "SSE_WINDOW_SECONDS", "ModernToolCalls", "read_request_body", "untraced"]
+__all__ = ["PING", "SSE_WINDOW_SECONDS", "ModernToolCalls", "buffered_request", "untraced"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,17 +119,16 @@ class ModernToolCalls:
         if not self._takes(scope):
             await self._sdk_app(scope, receive, send)
             return
-        body = await read_request_body(receive)
-        if body is None:
+        buffered = await buffered_request(scope, receive)
+        if buffered is None:
             return  # the client went away mid-body; WireGuard normally sees to this first
-        replay = replay_body(body, receive)
-        request = Request(scope, replay)
+        body, request = buffered
         call = await self._checked(request, body)
         if call is None:
-            await self._sdk_app(scope, replay, send)
+            await self._sdk_app(scope, request.receive, send)
             return
         self.answered += 1
-        await self._deferred(call, scope, replay, send)
+        await self._deferred(call, scope, request.receive, send)
 
     def _takes(self, scope: Scope) -> bool:
         # (A `json_response` manager answers JSON without watching for disconnects: ours never is one.)
@@ -289,7 +288,10 @@ async def _watch(receive: Receive, send: Send, stream: _Stream, answering: anyio
     answering.cancel()
 
 
-async def read_request_body(receive: Receive) -> bytes | None:
+async def buffered_request(scope: Scope, receive: Receive) -> tuple[bytes, Request] | None:
+    """A POST's whole body, read before any check as the SDK's transports read it, and a `Request` whose
+    `receive` replays it (then whatever the client sends next), for the SDK's app when the request goes on
+    to it; None when the client went away mid-body."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
@@ -297,7 +299,8 @@ async def read_request_body(receive: Receive) -> bytes | None:
             return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            body = b"".join(chunks)
+            return body, Request(scope, replay_body(body, receive))
 
 
 def _dump(answer: _Answer) -> str:

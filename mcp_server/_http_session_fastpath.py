@@ -65,10 +65,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_server._changes import ConnectorServer
-from mcp_server._http_fastpath import PING, SSE_WINDOW_SECONDS, read_request_body, untraced
+from mcp_server._http_fastpath import PING, SSE_WINDOW_SECONDS, buffered_request, untraced
 from mcp_server._ops import SessionManager
 from mcp_server._session_calls import Answer, answer_call, call_params
-from mcp_server._wire import replay_body
 
 __all__ = ["SessionConnections", "SessionToolCalls"]
 
@@ -157,17 +156,16 @@ class SessionToolCalls:
         if session_id is None:
             await self.app(scope, receive, send)
             return
-        body = await read_request_body(receive)
-        if body is None:
+        buffered = await buffered_request(scope, receive)
+        if buffered is None:
             return  # the client went away mid-body; WireGuard normally sees to this first
-        replay = replay_body(body, receive)
-        request = Request(scope, replay)
+        body, request = buffered
         message = await self._message(request, body)
         call = self._checked(request, message, session_id) if message is not None else None
         if call is None:
             if message is not None:
                 self._cancel_if_ours(request, session_id, message)
-            await self.app(scope, replay, send)
+            await self.app(scope, request.receive, send)
             return
         self.answered += 1
         await self._serve(call, send)

@@ -57,9 +57,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_server._changes import ConnectorServer
-from mcp_server._http_fastpath import read_request_body, untraced
+from mcp_server._http_fastpath import buffered_request, untraced
 from mcp_server._session_calls import Answer, answer_call, call_params
-from mcp_server._wire import replay_body
 
 __all__ = ["SseSession", "SseSessions", "SseToolCalls"]
 
@@ -206,14 +205,13 @@ class SseToolCalls:
         if not self.enabled or scope["type"] != "http" or scope["method"] != "POST" or not untraced():
             await self.app(scope, receive, send)
             return
-        body = await read_request_body(receive)
-        if body is None:
+        buffered = await buffered_request(scope, receive)
+        if buffered is None:
             return  # the client went away mid-body; WireGuard normally sees to this first
-        replay = replay_body(body, receive)
-        request = Request(scope, replay)
+        body, request = buffered
         session = await self._session(request, body)
         if session is None:
-            await self.app(scope, replay, send)
+            await self.app(scope, request.receive, send)
             return
         scope[_SCOPE_KEY] = session  # for `SseSessions` to learn the connection, should the SDK take it
         message = _parsed(body)
@@ -226,7 +224,7 @@ class SseToolCalls:
                 # Passed on, it would also cancel an older request of the SDK's with the same id.
                 await _accepted(send)
                 return
-            await self.app(scope, replay, send)
+            await self.app(scope, request.receive, send)
             return
         assert isinstance(message, types.JSONRPCRequest)  # call_params took only a request
         self.answered += 1
