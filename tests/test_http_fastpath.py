@@ -28,11 +28,10 @@ from mcp_server._http import build_http_app
 from mcp_server._http_fastpath import SSE_WINDOW_SECONDS, ModernToolCalls
 from mcp_server._http_session_fastpath import SessionToolCalls
 from mcp_server._pipeline import Pipeline
+from tests._fastpath import answered_calls, fast_path, served_app
 from tests._fastpath import both_ways as compare_both_ways
-from tests._fastpath import fast_path
 from tests._scenario import assert_no_secret, run_scenario
-from tests._upstream import AppThread, FakeUpstream
-from tests.conftest import PASSPHRASE
+from tests._upstream import FakeUpstream
 
 VERSION = "2026-07-28"
 META = {
@@ -67,18 +66,12 @@ def served(
     tools_dir: Path, vault_path: Path, upstream_server: FakeUpstream, tmp_path: Path
 ) -> Iterator[InProcessServer]:
     (tools_dir / "lag.yaml").write_text(SLOW_MANIFEST.format(base_url=upstream_server.url))
-    environ = {"MCP_CONNECTORS_VAULT_KEY": PASSPHRASE, "MCP_CONNECTORS_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
-    settings = Settings.resolve(environ=environ, tools_dirs=[tools_dir], vault_path=vault_path, watch_tools=False)
-    application = build_application(settings)
-    app = build_http_app(application.pipeline, application.catalog, settings)
-    sessions = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
-    assert isinstance(sessions, SessionToolCalls)
-    endpoint = sessions.app
-    assert isinstance(endpoint, ModernToolCalls)
-    server = AppThread(app)
-    server.start(timeout=20)
-    yield InProcessServer(f"http://127.0.0.1:{server.port}", endpoint, application.pipeline)
-    server.stop(timeout=10)
+    with served_app(tools_dir, vault_path, tmp_path) as (app, pipeline, url):
+        sessions = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/mcp")
+        assert isinstance(sessions, SessionToolCalls)
+        endpoint = sessions.app
+        assert isinstance(endpoint, ModernToolCalls)
+        yield InProcessServer(url, endpoint, pipeline)
 
 
 def call(name: str, arguments: Any = None, request_id: Any = 1, **extra: Any) -> dict[str, Any]:
@@ -115,22 +108,7 @@ def both_ways(served: InProcessServer, body: bytes | dict[str, Any], headers: di
 
 # -- the calls it answers: the SDK's bytes ------------------------------------------------------------
 
-ANSWERED = [
-    pytest.param(call("echo_get_item", {"item_id": "42", "verbose": True, "tags": ["a", "b"]}), id="json-result"),
-    pytest.param(call("echo_get_item", {"item_id": "ünïcødé ✓ 日本"}, request_id="str-id"), id="unicode-string-id"),
-    pytest.param(call("echo_create_item", {"title": "x", "count": 3}, request_id=2**53 + 1), id="post-big-id"),
-    pytest.param(call("echo_text"), id="text-result"),
-    pytest.param(call("echo_empty", {}), id="empty-result"),
-    pytest.param(call("echo_fail", {"code": 404}), id="upstream-404-tool-error"),
-    pytest.param(call("echo_fail", {"code": 500}), id="upstream-500-tool-error"),
-    pytest.param(call("echo_get_item", {"item_id": "1", "limit": 1000}), id="invalid-argument-tool-error"),
-    pytest.param(call("echo_get_item", {}), id="missing-argument-tool-error"),
-    pytest.param(call("echo_get_item", {"item_id": "1", "limit": "ünï ✓"}), id="non-ascii-in-error"),
-    pytest.param(call("echo_create_item", {"title": "日本 ✓", "count": 1}), id="non-ascii-upstream-body"),
-    pytest.param(call("missing_whoami"), id="missing-secret-tool-error"),
-    pytest.param(call("no_such_tool", {"a": 1}), id="unknown-tool-jsonrpc-error"),
-    pytest.param(call("keyhdr_whoami", {}), id="secret-in-header"),
-]
+ANSWERED = answered_calls(call)
 
 
 def test_a_result_with_non_ascii_text_is_escaped_as_the_sdk_escapes_it(served: InProcessServer) -> None:

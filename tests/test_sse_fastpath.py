@@ -31,16 +31,12 @@ from mcp.client.sse import sse_client
 from starlette.routing import Mount
 from starlette.types import Message
 
-from mcp_server._app import build_application
 from mcp_server._clients import ClientsFile
-from mcp_server._config import Settings
-from mcp_server._http import build_http_app
 from mcp_server._pipeline import Pipeline
 from mcp_server._sse_fastpath import SseSession, SseSessions, SseToolCalls, _send  # pyright: ignore[reportPrivateUsage]
-from tests._fastpath import ANSWERED, MODERN_ENVELOPE, call, cancellation, fast_path
+from tests._fastpath import ANSWERED, MODERN_ENVELOPE, call, cancellation, fast_path, served_app
 from tests._scenario import assert_no_secret, run_scenario
-from tests._upstream import AppThread, FakeUpstream
-from tests.conftest import PASSPHRASE
+from tests._upstream import FakeUpstream
 
 SLOW_MANIFEST = """
 name: lag
@@ -188,16 +184,10 @@ def served(
     tools_dir: Path, vault_path: Path, upstream_server: FakeUpstream, tmp_path: Path
 ) -> Iterator[InProcessServer]:
     (tools_dir / "lag.yaml").write_text(SLOW_MANIFEST.format(base_url=upstream_server.url))
-    environ = {"MCP_CONNECTORS_VAULT_KEY": PASSPHRASE, "MCP_CONNECTORS_AUDIT_LOG": str(tmp_path / "audit.jsonl")}
-    settings = Settings.resolve(environ=environ, tools_dirs=[tools_dir], vault_path=vault_path, watch_tools=False)
-    application = build_application(settings)
-    app = build_http_app(application.pipeline, application.catalog, settings)
-    endpoint = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/messages")
-    assert isinstance(endpoint, SseToolCalls)
-    server = AppThread(app)
-    server.start(timeout=20)
-    yield InProcessServer(f"http://127.0.0.1:{server.port}", endpoint, application.pipeline)
-    server.stop(timeout=10)
+    with served_app(tools_dir, vault_path, tmp_path) as (app, pipeline, url):
+        endpoint = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/messages")
+        assert isinstance(endpoint, SseToolCalls)
+        yield InProcessServer(url, endpoint, pipeline)
 
 
 @pytest.fixture
